@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Card instance internals shared by the card core (card.c), the applet runtime (runtime.c)
+ * and, later, the card manager. Not a public API.
+ */
+#ifndef TSE_CARD_INTERNAL_H
+#define TSE_CARD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <mbedtls/ctr_drbg.h>
+
+#include "cos/store_internal.h"
+#include "tse/applet.h"
+#include "tse/card.h"
+
+/* Owner 0 (the runtime) object ids in the store. */
+#define SYS_OBJ_PROFILE   0x0001u /* the profile text the card was created from */
+#define SYS_OBJ_META      0x0002u /* image meta data, see META_* */
+#define SYS_OBJ_INSTANCE0 0x0100u /* 0x0100..0x01FF: instance records */
+#define SYS_OBJ_COUNTER0  0x0200u /* 0x0200..: named counters, 8 bytes big-endian */
+#define SYS_MAX_INSTANCES 256u
+
+#define META_LEN          16u
+#define META_NEXT_CTX     0 /* u32: next context id to hand out */
+#define META_LIFE_CYCLE   4 /* u8: card life cycle state */
+
+#define INST_REC_LEN      80u
+
+/* Application life cycle bits (GlobalPlatform coding). */
+#define APP_STATE_INSTALLED  0x03u
+#define APP_STATE_SELECTABLE 0x07u
+#define APP_STATE_LOCKED     0x80u
+
+struct tse_instance {
+    struct tse_aid aid, package, module;
+    uint32_t ctx_id;  /* owner id of its objects in the store */
+    uint16_t rec_id;  /* store id of its record */
+    uint8_t state;
+    uint8_t default_on; /* bit 0 contact, bit 1 contactless */
+    uint32_t pquota, tquota;
+    const struct tse_package_def *pkg;
+    const struct tse_module_def *mod;
+};
+
+struct tse_transient {
+    uint32_t ctx_id;
+    uint16_t id;
+    uint8_t kind;
+    size_t size;
+    uint8_t *data;
+};
+
+struct tse_chan {
+    bool open;
+    int sel; /* index into card->inst, -1 = none */
+    /* command chaining (CLA b5) */
+    bool chaining;
+    uint8_t chain_cla, chain_ins, chain_p1, chain_p2;
+    uint8_t *chain_buf;
+    size_t chain_len;
+    /* response data waiting for GET RESPONSE */
+    uint8_t *pend;
+    size_t pend_len, pend_off;
+};
+
+struct tse_iface_state {
+    bool powered;
+    bool t0; /* T=0 response rules (61xx for case 4, 6Cxx for wrong Le) */
+    struct tse_chan ch[TSE_MAX_CHANNELS];
+    struct tse_transient *ram;
+    size_t n_ram, ram_used;
+};
+
+struct tse_ctx {
+    struct tse_card *card;
+    struct tse_instance *inst;
+    int iface;
+    uint8_t channel;
+    bool installing; /* inside install(): the runtime's transaction covers the applet's */
+    int txn_depth_virtual;
+};
+
+struct tse_card {
+    pthread_mutex_t lock;
+    struct tse_store *store;
+    struct tse_profile prof;
+    unsigned atr_protocols;
+    bool need_reload; /* a power cut happened: memory must be re-read from the image */
+    struct tse_iface_state ifs[TSE_IF_COUNT];
+    struct tse_instance *inst;
+    size_t n_inst;
+    int call_depth;
+    struct tse_ctx *txn_owner; /* context that opened the store transaction */
+    /* RNG */
+    mbedtls_ctr_drbg_context drbg;
+    bool drbg_ready;
+    uint8_t *rnd_queue;
+    size_t rnd_len, rnd_off;
+    /* scratch */
+    uint8_t *rbuf; /* response data, TSE_APDU_MAX_NE */
+};
+
+/* runtime.c */
+int tse_rt_load(struct tse_card *card, char *err, size_t errlen);
+void tse_rt_unload(struct tse_card *card);
+int tse_rt_find(const struct tse_card *card, const struct tse_aid *aid);
+bool tse_rt_selectable(const struct tse_instance *in);
+/* Install an instance of module `mod` of package `pkg` (native) and call its install().
+ * *sw receives the applet's status word when it ran. Atomic: all or nothing. */
+int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
+                   const struct tse_aid *aid, const uint8_t *params, size_t plen,
+                   uint32_t pquota, uint32_t tquota, uint8_t default_on, uint16_t *sw);
+/* Delete an instance and all its objects (refused while it is selected somewhere). */
+int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid);
+int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);
+void tse_rt_ctx(struct tse_card *card, int idx, int iface, uint8_t channel, struct tse_ctx *ctx);
+/* Interface RAM */
+void tse_rt_ram_clear(struct tse_card *card, int iface, uint32_t ctx_id, uint8_t kinds);
+void tse_rt_ram_free(struct tse_card *card, int iface);
+/* End of a callback: an applet's open transaction is aborted (Java Card rule). */
+void tse_rt_end_callback(struct tse_card *card, struct tse_ctx *ctx);
+
+/* rng.c */
+int tse_rng_init(struct tse_card *card);
+void tse_rng_free(struct tse_card *card);
+int tse_rng_bytes(struct tse_card *card, uint8_t *buf, size_t len);
+int64_t tse_clock_now(const struct tse_card *card);
+
+/* counters (runtime.c) */
+int tse_counter_index(const struct tse_card *card, const char *name);
+int tse_counter_read(struct tse_card *card, int idx, uint64_t *v);
+int tse_counter_write(struct tse_card *card, int idx, uint64_t v);
+
+#endif

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The native packages compiled into this build. New areas (card manager, purse) add theirs. */
+#include "tse/applet.h"
+
+extern const struct tse_package_def tse_diag_package;
+
+const struct tse_package_def *const tse_native_packages[] = {
+    &tse_diag_package,
+    NULL,
+};

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TSE_PROFILE_INTERNAL_H
+#define TSE_PROFILE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Check an ATR's structure (TS, T0, interface bytes, historical bytes, TCK). *protocols gets
+ * a bit mask of the protocols it announces (bit 0 = T=0, bit 1 = T=1). 0 or TSE_ERR_PARSE. */
+int tse_atr_check(const uint8_t *atr, size_t len, unsigned *protocols);
+/* Check an ATS (TL, T0 and the presence of TA1/TB1/TC1). 0 or TSE_ERR_PARSE. */
+int tse_ats_check(const uint8_t *ats, size_t len);
+/* Read a whole text file (up to 1 MiB) into a malloc'd buffer. */
+int tse_profile_read_file(const char *path, char **text, size_t *len, char *err, size_t errlen);
+
+#endif

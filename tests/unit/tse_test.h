@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared fixtures of the cmocka suites: temporary image paths and hex-driven exchanges. */
+#ifndef TSE_TEST_H
+#define TSE_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tse/apdu.h"
+#include "tse/card.h"
+#include "tse/sw.h"
+
+/* A fresh path under $TSE_TEST_TMP (or /tmp) that does not exist yet. */
+static inline void tt_path(char *out, size_t cap, const char *tag)
+{
+    static unsigned seq;
+    const char *dir = getenv("TSE_TEST_TMP");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    mkdir(dir, 0755);
+    snprintf(out, cap, "%s/%s-%ld-%u.img", dir, tag, (long)getpid(), seq++);
+    unlink(out);
+    char tmp[600];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+    unlink(tmp);
+}
+
+/* Create a card from profile text (NULL = default) and power both interfaces. */
+static inline struct tse_card *tt_card(const char *profile, char *path, size_t cap)
+{
+    tt_path(path, cap, "card");
+    struct tse_card *c = NULL;
+    char err[256] = "";
+    int rc = tse_card_create(&c, path, profile, profile ? strlen(profile) : 0, "test", NULL, err,
+                             sizeof(err));
+    if (rc)
+        fail_msg("tse_card_create: %d %s", rc, err);
+    uint8_t atr[64];
+    size_t n;
+    assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, atr, sizeof(atr), &n), 0);
+    assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACTLESS, atr, sizeof(atr), &n), 0);
+    return c;
+}
+
+/* Send a hex C-APDU; returns the R-APDU as upper-case hex "DATA SW" without spaces. */
+static inline const char *tt_xfer(struct tse_card *c, int iface, const char *hex)
+{
+    static uint8_t cmd[70000], rsp[TSE_RAPDU_MAX];
+    static char out[2 * TSE_RAPDU_MAX + 1];
+    int n = tse_hex_decode(hex, cmd, sizeof(cmd));
+    assert_true(n >= 0);
+    size_t rlen = 0;
+    int rc = tse_card_transmit(c, (enum tse_iface)iface, cmd, (size_t)n, rsp, sizeof(rsp), &rlen);
+    if (rc == TSE_ERR_TORN)
+        return "TORN";
+    if (rc)
+        fail_msg("transmit %s: %s", hex, tse_strerror(rc));
+    tse_hex_encode(rsp, rlen, out);
+    return out;
+}
+
+/* Status word of an exchange. */
+static inline unsigned tt_sw(struct tse_card *c, int iface, const char *hex)
+{
+    const char *r = tt_xfer(c, iface, hex);
+    size_t l = strlen(r);
+    return (unsigned)strtoul(r + l - 4, NULL, 16);
+}
+
+#define DIAG_AID "F074736544494101"
+#define SELECT_DIAG "00A4040008" DIAG_AID
+
+#endif
