@@ -31,7 +31,7 @@ enum {
     INS_ALLOC = 0x40,
     INS_FREE = 0x42,
     INS_RANDOM = 0x50,
-    INS_SERVICE = 0x60,
+    INS_SERVICE = 0x54,
     INS_INFO = 0x70,
 };
 

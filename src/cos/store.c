@@ -593,6 +593,11 @@ out:
     return rc;
 }
 
+int tse_store_compact(struct tse_store *s)
+{
+    return s->in_txn ? TSE_ERR_STATE : compact(s);
+}
+
 static void maybe_compact(struct tse_store *s)
 {
     size_t journal = s->end - s->snap_end;

@@ -57,6 +57,9 @@ size_t tse_store_owner_used(const struct tse_store *s, uint32_t owner);
 /* Iterate: the i-th object of an owner in id order; TSE_ERR_NOT_FOUND past the end. */
 int tse_store_owner_nth(const struct tse_store *s, uint32_t owner, size_t i, uint32_t *id);
 
+/* Rewrite the image as a snapshot now (TSE_ERR_STATE inside a transaction). */
+int tse_store_compact(struct tse_store *s);
+
 int tse_store_begin(struct tse_store *s);
 int tse_store_commit(struct tse_store *s);
 int tse_store_abort(struct tse_store *s);
