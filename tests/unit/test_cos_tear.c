@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tear sweep and kill -9: the crash-safety claims of the store, checked end to end.
+ *
+ * The sweep replays a multi-write APDU script once to learn the committed state after each
+ * command, then replays it again for every store write k with a power cut armed at k. After
+ * each cut the card is powered up again (recovery) and reopened from disk; its whole
+ * persistent state must equal the state before the interrupted command (each command of
+ * the script has at most one commit point, and it is the command's last write).
+ */
+#include "tse_test.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static const char *SCRIPT[] = {
+    "00A4040008F074736544494101",   /* select diag */
+    "802200000400000064",           /* transfer 100: 4 journalled writes + COMMIT */
+    "8020000004",                   /* non-atomic increment: 1 write */
+    "802201000400000032",           /* transfer then abort */
+    "8040002001" "01",              /* allocate an object */
+    "802200000400000007",           /* transfer 7 */
+    "8042000001" "01",              /* free it */
+    "802203000400000009",           /* transfer left open: the runtime aborts it */
+    "802801000E73637030335F73657175656E6365", /* counter scp03_sequence + 1 */
+    "0070000001",                   /* open channel 1 (no store write) */
+    "01A4040008F074736544494101",   /* select diag there */
+    "812200000400000001",           /* transfer 1 on channel 1 */
+    "8030010002ABCD",               /* transient write: no store write */
+    "8020000004",
+    "802200000400000002",
+};
+#define N_SCRIPT (sizeof(SCRIPT) / sizeof(SCRIPT[0]))
+
+static uint8_t *read_file(const char *p, size_t *len)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void write_file(const char *p, const uint8_t *b, size_t len)
+{
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+static struct tse_card *open_on(const char *p)
+{
+    struct tse_card *c;
+    char err[256];
+    if (tse_card_open(&c, p, NULL, err, sizeof(err)) != 0)
+        fail_msg("open %s: %s", p, err);
+    size_t n;
+    assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0);
+    return c;
+}
+
+/* A + B is conserved and the newest log entry matches seq. */
+static void check_invariants(struct tse_card *c)
+{
+    const char *sel = tt_xfer(c, TSE_IF_CONTACT, "00A4040008F074736544494101");
+    assert_string_equal(sel + strlen(sel) - 4, "9000");
+    const char *r = tt_xfer(c, TSE_IF_CONTACT, "8024000010");
+    unsigned a, b, seq;
+    assert_int_equal(sscanf(r, "%8x%8x%8x", &a, &b, &seq), 3);
+    if (a + b != 1000)
+        fail_msg("balance not conserved: %u + %u", a, b);
+}
+
+static void test_tear_sweep(void **state)
+{
+    (void)state;
+    char base[512], work[512];
+    struct tse_card *c = tt_card(NULL, base, sizeof(base));
+    tse_card_free(c);
+    size_t base_len;
+    uint8_t *base_img = read_file(base, &base_len);
+    tt_path(work, sizeof(work), "sweep");
+
+    /* reference run */
+    uint8_t ref[N_SCRIPT + 1][32];
+    unsigned long w_after[N_SCRIPT + 1];
+    write_file(work, base_img, base_len);
+    c = open_on(work);
+    tse_card_state_digest(c, ref[0]);
+    w_after[0] = tse_card_store_writes(c);
+    for (size_t i = 0; i < N_SCRIPT; i++) {
+        const char *r = tt_xfer(c, TSE_IF_CONTACT, SCRIPT[i]);
+        if (strcmp(r + strlen(r) - 4, "9000") != 0)
+            fail_msg("reference run: %s -> %s", SCRIPT[i], r);
+        tse_card_state_digest(c, ref[i + 1]);
+        w_after[i + 1] = tse_card_store_writes(c);
+    }
+    tse_card_free(c);
+    unsigned long total = w_after[N_SCRIPT] - w_after[0];
+    assert_true(total >= 25);
+
+    unsigned inconsistencies = 0;
+    for (unsigned long k = 1; k <= total; k++) {
+        write_file(work, base_img, base_len);
+        c = open_on(work);
+        assert_int_equal(tse_card_tear_at(c, k), 0);
+        size_t i = 0;
+        for (; i < N_SCRIPT; i++)
+            if (strcmp(tt_xfer(c, TSE_IF_CONTACT, SCRIPT[i]), "TORN") == 0)
+                break;
+        assert_true(i < N_SCRIPT);
+        assert_true(w_after[i] < w_after[0] + k && w_after[0] + k <= w_after[i + 1]);
+        size_t n;
+        assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0); /* recovery */
+        uint8_t d[32];
+        tse_card_state_digest(c, d);
+        if (memcmp(d, ref[i], 32) != 0) {
+            inconsistencies++;
+            print_message("tear at write %lu (command %zu): state differs from before it\n", k,
+                          i);
+        }
+        check_invariants(c);
+        tse_card_free(c);
+        /* and the image on disk says the same to a fresh process */
+        c = open_on(work);
+        tse_card_state_digest(c, d);
+        if (memcmp(d, ref[i], 32) != 0)
+            inconsistencies++;
+        /* the recovered card goes on working: the interrupted command now succeeds */
+        tt_xfer(c, TSE_IF_CONTACT, "00A4040008F074736544494101");
+        const char *r = tt_xfer(c, TSE_IF_CONTACT, SCRIPT[i]);
+        if (i > 0 && strcmp(r + strlen(r) - 4, "9000") != 0 && (tse_cla_decode((uint8_t)strtoul((char[]){SCRIPT[i][0], SCRIPT[i][1], 0}, NULL, 16)).channel == 0))
+            fail_msg("after recovery: %s -> %s", SCRIPT[i], r);
+        tse_card_free(c);
+    }
+    print_message("tear sweep: %lu tear points tried, %u inconsistencies\n", total,
+                  inconsistencies);
+    assert_int_equal(inconsistencies, 0);
+    free(base_img);
+    unlink(base);
+    unlink(work);
+}
+
+/* A child process hammers transfers on the image; the parent kills it with SIGKILL at
+ * random moments and checks that the image always opens and keeps its invariants. */
+static void test_kill9(void **state)
+{
+    (void)state;
+    char p[512];
+    struct tse_card *c = tt_card("[instance k]\npackage = F0747365444941\n"
+                                 "module = F074736544494101\nparams = 3B9ACA00\n",
+                                 p, sizeof(p));
+    tse_card_free(c);
+    srand((unsigned)time(NULL));
+    unsigned last_seq = 0;
+    for (int round = 0; round < 12; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct tse_card *cc;
+            char err[256];
+            if (tse_card_open(&cc, p, NULL, err, sizeof(err)) != 0)
+                _exit(3);
+            size_t n;
+            tse_card_power_on(cc, TSE_IF_CONTACT, NULL, 0, &n);
+            uint8_t sel[] = {0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x74, 0x73,
+                             0x65, 0x44, 0x49, 0x41, 0x01};
+            uint8_t r[64];
+            tse_card_transmit(cc, TSE_IF_CONTACT, sel, sizeof(sel), r, sizeof(r), &n);
+            for (unsigned i = 0;; i++) {
+                uint8_t cmd[] = {0x80, 0x22, 0x00, 0x00, 0x04, 0, 0, 0, 1};
+                tse_card_transmit(cc, TSE_IF_CONTACT, cmd, sizeof(cmd), r, sizeof(r), &n);
+                uint8_t inc[] = {0x80, 0x20, 0x00, 0x00, 0x04};
+                tse_card_transmit(cc, TSE_IF_CONTACT, inc, sizeof(inc), r, sizeof(r), &n);
+            }
+        }
+        struct timespec ts = {0, (long)(5 + rand() % 60) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        assert_true(WIFSIGNALED(status));
+        c = open_on(p);
+        const char *r = tt_xfer(c, TSE_IF_CONTACT, "00A4040008F074736544494101");
+        r = tt_xfer(c, TSE_IF_CONTACT, "8024000010");
+        unsigned a, b, seq, cnt;
+        assert_int_equal(sscanf(r, "%8x%8x%8x%8x", &a, &b, &seq, &cnt), 4);
+        assert_int_equal(a + b, 1000000000u);
+        assert_int_equal(b, seq); /* each committed transfer moved exactly one unit */
+        assert_true(seq >= last_seq);
+        last_seq = seq;
+        tse_card_free(c);
+    }
+    print_message("kill -9: 12 rounds, last seq %u, invariants held\n", last_seq);
+    unlink(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tear_sweep),
+        cmocka_unit_test(test_kill9),
+    };
+    return cmocka_run_group_tests_name("cos_tear", tests, NULL, NULL);
+}
