@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+# Thin wrapper over CMake. Every target first installs missing system packages.
+BUILD       ?= build
+CHECK_BUILD ?= build-check
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_RUNS   ?= 300000
+
+.PHONY: all deps build demo check bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSE_TESTS=ON -DTSE_FUZZ=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# An end-to-end session on a freshly created emulated card.
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+# Sanitized build (ASan + UBSan, clang), every test through ctest, short fuzz runs.
+check: deps
+	@CC=clang cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTSE_SANITIZE=ON \
+		-DTSE_FUZZ=ON -DTSE_FUZZ_RUNS=$(FUZZ_RUNS) >/dev/null
+	@cmake --build $(CHECK_BUILD) -j $(JOBS)
+	@rm -rf $(CHECK_BUILD)/tests/tmp && mkdir -p $(CHECK_BUILD)/tests/tmp
+	@cd $(CHECK_BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; \
+		cd .. && scripts/test-summary.sh $(CHECK_BUILD); exit $$rc
+
+bench: build
+	@$(BUILD)/bin/tse-bench
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(CHECK_BUILD)
