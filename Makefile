@@ -3,7 +3,7 @@
 BUILD       ?= build
 CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
-FUZZ_RUNS   ?= 300000
+FUZZ_RUNS   ?= 200000
 
 .PHONY: all deps build demo check bench format clean
 
@@ -22,7 +22,7 @@ demo: build
 
 # Sanitized build (ASan + UBSan, clang), every test through ctest, short fuzz runs.
 check: deps
-	@CC=clang cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTSE_SANITIZE=ON \
+	@CC=clang cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DTSE_SANITIZE=ON \
 		-DTSE_FUZZ=ON -DTSE_FUZZ_RUNS=$(FUZZ_RUNS) >/dev/null
 	@cmake --build $(CHECK_BUILD) -j $(JOBS)
 	@rm -rf $(CHECK_BUILD)/tests/tmp && mkdir -p $(CHECK_BUILD)/tests/tmp

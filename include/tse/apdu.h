@@ -67,11 +67,11 @@ int tse_apdu_encode(const struct tse_apdu *apdu, uint8_t *out, size_t cap);
 
 /** Logical-channel view of a CLA byte (ISO 7816-4 §5.4.1). */
 struct tse_cla_info {
-    bool valid;      /**< false for CLA FF and the RFU ranges 20..3F, A0..BF */
+    bool valid;       /**< false for CLA FF and the RFU ranges 20..3F, A0..BF */
     bool proprietary; /**< b8 set (e.g. GlobalPlatform 80/84) */
-    bool chaining;   /**< b5: command chaining, not the last command of the chain */
-    bool sm;         /**< secure messaging indicated */
-    uint8_t channel; /**< 0..19 */
+    bool chaining;    /**< b5: command chaining, not the last command of the chain */
+    bool sm;          /**< secure messaging indicated */
+    uint8_t channel;  /**< 0..19 */
 };
 
 /** Decode the channel, chaining and SM bits of a CLA byte. */

@@ -49,8 +49,7 @@ struct tse_applet_ops {
      * power loss (the card has no power to run it), as in Java Card. May be NULL. */
     void (*deselect)(struct tse_ctx *ctx);
     /** Process one command APDU (the SELECT that selected it included). Returns the SW. */
-    uint16_t (*process)(struct tse_ctx *ctx, const struct tse_apdu *apdu,
-                        struct tse_response *rsp);
+    uint16_t (*process)(struct tse_ctx *ctx, const struct tse_apdu *apdu, struct tse_response *rsp);
     /** Called before the instance and all its objects are deleted. May be NULL. */
     void (*uninstall)(struct tse_ctx *ctx);
     /**
@@ -60,8 +59,7 @@ struct tse_applet_ops {
      * Return 0 and set *out_len, or TSE_ERR_DENIED / another tse_err.
      */
     int (*service)(struct tse_ctx *ctx, const struct tse_aid *client, uint8_t service_id,
-                   const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
-                   size_t *out_len);
+                   const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
 };
 
 #define TSE_MODULE_MULTISELECTABLE 0x01u /**< may be selected on several channels at once */
@@ -125,8 +123,8 @@ int tse_ctx_pmem_write(struct tse_ctx *ctx, uint16_t id, size_t off, const uint8
 
 /** Like tse_ctx_pmem_write() but never part of a transaction (Java Card's
  * arrayCopyNonAtomic): applied and durable at once, not undone by abort. */
-int tse_ctx_pmem_write_nonatomic(struct tse_ctx *ctx, uint16_t id, size_t off,
-                                 const uint8_t *src, size_t len);
+int tse_ctx_pmem_write_nonatomic(struct tse_ctx *ctx, uint16_t id, size_t off, const uint8_t *src,
+                                 size_t len);
 
 /** Delete a persistent object (space returns to the quota). */
 int tse_ctx_pmem_delete(struct tse_ctx *ctx, uint16_t id);
@@ -160,8 +158,8 @@ enum tse_transient_kind {
  * @retval TSE_ERR_NO_SPACE instance transient quota or the interface's RAM exceeded
  * @retval TSE_ERR_INVALID_ARG exists with another size or kind
  */
-int tse_ctx_transient(struct tse_ctx *ctx, uint16_t id, size_t size,
-                      enum tse_transient_kind kind, uint8_t **data);
+int tse_ctx_transient(struct tse_ctx *ctx, uint16_t id, size_t size, enum tse_transient_kind kind,
+                      uint8_t **data);
 
 /* ---- Card services ------------------------------------------------------------------- */
 

@@ -151,13 +151,13 @@ int tse_card_state_digest(struct tse_card *card, uint8_t digest[32]);
 
 /** Store statistics. */
 struct tse_card_stats {
-    unsigned long writes;        /**< store writes (journal records) since open */
-    unsigned long commits;       /**< committed transactions since open */
-    unsigned long aborts;        /**< aborted transactions since open */
-    unsigned long compactions;   /**< image rewrites since open */
-    size_t persistent_used;      /**< bytes of the persistent capacity in use */
+    unsigned long writes;      /**< store writes (journal records) since open */
+    unsigned long commits;     /**< committed transactions since open */
+    unsigned long aborts;      /**< aborted transactions since open */
+    unsigned long compactions; /**< image rewrites since open */
+    size_t persistent_used;    /**< bytes of the persistent capacity in use */
     size_t persistent_capacity;
-    size_t image_bytes;          /**< current size of the image file */
+    size_t image_bytes; /**< current size of the image file */
 };
 int tse_card_stats(struct tse_card *card, struct tse_card_stats *st);
 

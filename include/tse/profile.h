@@ -37,11 +37,11 @@ enum tse_key_type { TSE_KEY_DES3 = 1, TSE_KEY_AES = 2 };
 
 /** One secure-channel key set (used by the secure channel and card manager modules). */
 struct tse_keyset {
-    uint8_t kvn;         /**< key version number */
-    uint8_t scp;         /**< 0x02 or 0x03 */
-    uint8_t i;           /**< SCP implementation option */
+    uint8_t kvn; /**< key version number */
+    uint8_t scp; /**< 0x02 or 0x03 */
+    uint8_t i;   /**< SCP implementation option */
     enum tse_key_type type;
-    uint8_t key_len;     /**< 16 for 2-key 3DES; 16, 24 or 32 for AES */
+    uint8_t key_len; /**< 16 for 2-key 3DES; 16, 24 or 32 for AES */
     uint8_t enc[32], mac[32], dek[32];
 };
 
@@ -51,7 +51,7 @@ struct tse_profile_instance {
     struct tse_aid package, module, instance;
     uint8_t params[128];
     size_t params_len;
-    uint8_t default_on; /**< bit 0: default on contact, bit 1: default on contactless */
+    uint8_t default_on;        /**< bit 0: default on contact, bit 1: default on contactless */
     uint32_t persistent_quota; /**< 0 = limited only by the card */
     uint32_t transient_quota;
 };
@@ -93,10 +93,10 @@ struct tse_profile {
     struct tse_profile_counter counters[TSE_MAX_COUNTERS];
     size_t n_counters;
 
-    int deterministic;    /**< 1: RNG seeded from `seed`, clock fixed at `clock` */
+    int deterministic; /**< 1: RNG seeded from `seed`, clock fixed at `clock` */
     uint8_t seed[32];
     size_t seed_len;
-    int64_t clock;        /**< Unix time shown by the card clock in deterministic mode */
+    int64_t clock; /**< Unix time shown by the card clock in deterministic mode */
 
     struct tse_profile_instance instances[TSE_MAX_INSTANCES];
     size_t n_instances;

@@ -95,8 +95,7 @@ static void derive(struct tse_card *c)
 }
 
 int tse_card_create(struct tse_card **out, const char *path, const char *text, size_t len,
-                    const char *name, const struct tse_card_options *opt, char *err,
-                    size_t errlen)
+                    const char *name, const struct tse_card_options *opt, char *err, size_t errlen)
 {
     if (!out || !path)
         return TSE_ERR_INVALID_ARG;
@@ -153,9 +152,8 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
     for (size_t i = 0; !rc && i < c->prof.n_instances; i++) {
         const struct tse_profile_instance *pi = &c->prof.instances[i];
         uint16_t sw;
-        rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params,
-                            pi->params_len, pi->persistent_quota, pi->transient_quota,
-                            pi->default_on, &sw);
+        rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params, pi->params_len,
+                            pi->persistent_quota, pi->transient_quota, pi->default_on, &sw);
         if (rc && err && errlen) {
             char hex[2 * TSE_AID_MAX + 1];
             tse_hex_encode(pi->module.b, pi->module.len, hex);
@@ -166,8 +164,8 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
                 snprintf(err, errlen, "%s: [instance %s]: install() answered %04X",
                          name ? name : "profile", pi->name, sw);
             else
-                snprintf(err, errlen, "%s: [instance %s]: %s", name ? name : "profile",
-                         pi->name, tse_strerror(rc));
+                snprintf(err, errlen, "%s: [instance %s]: %s", name ? name : "profile", pi->name,
+                         tse_strerror(rc));
         }
         if (rc == TSE_ERR_NOT_FOUND || rc == TSE_ERR_DENIED || rc == TSE_ERR_EXISTS)
             rc = TSE_ERR_PROFILE;
@@ -195,8 +193,8 @@ static int card_load(struct tse_card *c, const struct tse_card_options *opt, cha
         return TSE_ERR_CORRUPT;
     }
     char perr[256] = "";
-    int rc = tse_profile_parse(&c->prof, (const char *)text, len, "stored profile", perr,
-                               sizeof(perr));
+    int rc =
+        tse_profile_parse(&c->prof, (const char *)text, len, "stored profile", perr, sizeof(perr));
     if (rc) {
         seterr(err, errlen, "card image: %s: %s", perr, "(corrupt image?)");
         return TSE_ERR_CORRUPT;
@@ -503,8 +501,8 @@ static int shape(struct tse_card *c, int iface, struct tse_chan *ch, const struc
 
 /* ---- commands handled by the card itself ---------------------------------------------------- */
 
-static uint16_t manage_channel(struct tse_card *c, int iface, uint8_t chn,
-                               const struct tse_apdu *a, uint8_t *newch)
+static uint16_t manage_channel(struct tse_card *c, int iface, uint8_t chn, const struct tse_apdu *a,
+                               uint8_t *newch)
 {
     struct tse_iface_state *f = &c->ifs[iface];
     uint8_t nch = c->prof.logical_channels;
@@ -640,8 +638,8 @@ static int chain(struct tse_chan *ch, const struct tse_apdu *a, bool more, struc
                  struct out *o)
 {
     uint8_t cla = a->cla & (uint8_t)~0x10;
-    if (ch->chaining && (cla != ch->chain_cla || a->ins != ch->chain_ins ||
-                         a->p1 != ch->chain_p1 || a->p2 != ch->chain_p2)) {
+    if (ch->chaining && (cla != ch->chain_cla || a->ins != ch->chain_ins || a->p1 != ch->chain_p1 ||
+                         a->p2 != ch->chain_p2)) {
         free(ch->chain_buf);
         ch->chain_buf = NULL;
         ch->chaining = false;
@@ -686,8 +684,7 @@ static int chain(struct tse_chan *ch, const struct tse_apdu *a, bool more, struc
     return 1;
 }
 
-static int dispatch(struct tse_card *c, int iface, const uint8_t *capdu, size_t clen,
-                    struct out *o)
+static int dispatch(struct tse_card *c, int iface, const uint8_t *capdu, size_t clen, struct out *o)
 {
     struct tse_apdu a;
     uint16_t sw = tse_apdu_parse(capdu, clen, &a);
@@ -775,7 +772,8 @@ int tse_card_transmit(struct tse_card *card, enum tse_iface iface, const uint8_t
     return rc;
 }
 
-/* ---- test and replay controls ----------------------------------------------------------------- */
+/* ---- test and replay controls -----------------------------------------------------------------
+ */
 
 int tse_card_tear_at(struct tse_card *card, unsigned long n)
 {
@@ -872,7 +870,7 @@ int tse_card_stats(struct tse_card *card, struct tse_card_stats *st)
     pthread_mutex_lock(&card->lock);
     tse_store_get_stats(card->store, &s);
     pthread_mutex_unlock(&card->lock);
-    *st = (struct tse_card_stats){s.writes, s.commits, s.aborts, s.compactions, s.used,
-                                  s.capacity, s.image_bytes};
+    *st = (struct tse_card_stats){s.writes, s.commits,  s.aborts,     s.compactions,
+                                  s.used,   s.capacity, s.image_bytes};
     return 0;
 }

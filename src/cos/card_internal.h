@@ -23,11 +23,11 @@
 #define SYS_OBJ_COUNTER0  0x0200u /* 0x0200..: named counters, 8 bytes big-endian */
 #define SYS_MAX_INSTANCES 256u
 
-#define META_LEN          16u
-#define META_NEXT_CTX     0 /* u32: next context id to hand out */
-#define META_LIFE_CYCLE   4 /* u8: card life cycle state */
+#define META_LEN        16u
+#define META_NEXT_CTX   0 /* u32: next context id to hand out */
+#define META_LIFE_CYCLE 4 /* u8: card life cycle state */
 
-#define INST_REC_LEN      80u
+#define INST_REC_LEN 80u
 
 /* Application life cycle bits (GlobalPlatform coding). */
 #define APP_STATE_INSTALLED  0x03u
@@ -36,8 +36,8 @@
 
 struct tse_instance {
     struct tse_aid aid, package, module;
-    uint32_t ctx_id;  /* owner id of its objects in the store */
-    uint16_t rec_id;  /* store id of its record */
+    uint32_t ctx_id; /* owner id of its objects in the store */
+    uint16_t rec_id; /* store id of its record */
     uint8_t state;
     uint8_t default_on; /* bit 0 contact, bit 1 contactless */
     uint32_t pquota, tquota;
@@ -111,8 +111,8 @@ bool tse_rt_selectable(const struct tse_instance *in);
 /* Install an instance of module `mod` of package `pkg` (native) and call its install().
  * *sw receives the applet's status word when it ran. Atomic: all or nothing. */
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
-                   const struct tse_aid *aid, const uint8_t *params, size_t plen,
-                   uint32_t pquota, uint32_t tquota, uint8_t default_on, uint16_t *sw);
+                   const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
+                   uint32_t tquota, uint8_t default_on, uint16_t *sw);
 /* Delete an instance and all its objects (refused while it is selected somewhere). */
 int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid);
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);

@@ -146,8 +146,18 @@ struct parser {
     unsigned line;
     char *err;
     size_t errlen;
-    enum { S_NONE, S_CARD, S_CONTACT, S_CL, S_ISD, S_KEYSET, S_IDENTITY, S_COUNTERS, S_DET,
-           S_INSTANCE } sect;
+    enum {
+        S_NONE,
+        S_CARD,
+        S_CONTACT,
+        S_CL,
+        S_ISD,
+        S_KEYSET,
+        S_IDENTITY,
+        S_COUNTERS,
+        S_DET,
+        S_INSTANCE
+    } sect;
     bool keyset_has_type;
 };
 
@@ -198,8 +208,8 @@ static int parse_num(const char *v, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int hexval_fixed(struct parser *ps, const char *key, const char *v, uint8_t *out,
-                        size_t cap, size_t *len, size_t min, size_t max)
+static int hexval_fixed(struct parser *ps, const char *key, const char *v, uint8_t *out, size_t cap,
+                        size_t *len, size_t min, size_t max)
 {
     int n = tse_hex_decode(v, out, cap);
     if (n < 0)
@@ -235,8 +245,8 @@ static int bool_value(struct parser *ps, const char *key, const char *v, int *ou
     return 0;
 }
 
-static int num_value(struct parser *ps, const char *key, const char *v, uint64_t min,
-                     uint64_t max, uint64_t *out)
+static int num_value(struct parser *ps, const char *key, const char *v, uint64_t min, uint64_t max,
+                     uint64_t *out)
 {
     if (parse_num(v, max, out) != 0 || *out < min)
         return fail(ps, "%s: expected a number from %llu to %llu, got '%s'", key,
@@ -251,8 +261,12 @@ static int parse_time(const char *v, int64_t *out)
     if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2d%c", &Y, &M, &D, &h, &m, &s, &z) == 7 && z == 'Z') {
         if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || s > 60 || Y < 1970)
             return -1;
-        struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                        .tm_hour = h, .tm_min = m, .tm_sec = s};
+        struct tm tm = {.tm_year = Y - 1900,
+                        .tm_mon = M - 1,
+                        .tm_mday = D,
+                        .tm_hour = h,
+                        .tm_min = m,
+                        .tm_sec = s};
         time_t t = timegm(&tm);
         if (t == (time_t)-1)
             return -1;
@@ -286,8 +300,10 @@ static int key_card(struct parser *ps, const char *k, const char *v)
                 p->life_cycle = all[i];
                 return 0;
             }
-        return fail(ps, "life_cycle: expected OP_READY, INITIALIZED, SECURED, CARD_LOCKED or "
-                        "TERMINATED, got '%s'", v);
+        return fail(ps,
+                    "life_cycle: expected OP_READY, INITIALIZED, SECURED, CARD_LOCKED or "
+                    "TERMINATED, got '%s'",
+                    v);
     }
     if (!strcmp(k, "persistent_memory")) {
         if ((rc = num_value(ps, k, v, 4096, 64u * 1024 * 1024, &n)))
@@ -322,8 +338,8 @@ static int key_contact(struct parser *ps, const char *k, const char *v)
 {
     if (strcmp(k, "atr"))
         return fail(ps, "unknown key '%s' in [contact]", k);
-    int rc = hexval_fixed(ps, k, v, ps->p->atr, sizeof(ps->p->atr), &ps->p->atr_len, 2,
-                          TSE_ATR_MAX);
+    int rc =
+        hexval_fixed(ps, k, v, ps->p->atr, sizeof(ps->p->atr), &ps->p->atr_len, 2, TSE_ATR_MAX);
     if (rc)
         return rc;
     if (tse_atr_check(ps->p->atr, ps->p->atr_len, NULL) != 0)
@@ -337,8 +353,7 @@ static int key_cl(struct parser *ps, const char *k, const char *v)
     if (!strcmp(k, "uid")) {
         int rc = hexval_fixed(ps, k, v, p->uid, sizeof(p->uid), &p->uid_len, 4, 10);
         if (rc == 0 && p->uid_len != 4 && p->uid_len != 7 && p->uid_len != 10)
-            return fail(ps, "uid: ISO 14443-3 UIDs have 4, 7 or 10 bytes, got %zu",
-                        p->uid_len);
+            return fail(ps, "uid: ISO 14443-3 UIDs have 4, 7 or 10 bytes, got %zu", p->uid_len);
         return rc;
     }
     if (!strcmp(k, "atqa"))
@@ -490,8 +505,7 @@ static int key_instance(struct parser *ps, const char *k, const char *v)
             else if (!strcmp(tok, "contactless"))
                 in->default_on |= 2;
             else if (strcmp(tok, "none"))
-                return fail(ps, "default: expected contact, contactless or none, got '%s'",
-                            tok);
+                return fail(ps, "default: expected contact, contactless or none, got '%s'", tok);
         }
         return 0;
     }
@@ -586,8 +600,10 @@ static int finish(struct parser *ps)
                             p->instances[j].name);
         for (size_t j = 0; j < i; j++)
             if (p->instances[j].default_on & in->default_on)
-                return fail(ps, "[instance %s] and [instance %s] are both default on the same "
-                                "interface", p->instances[j].name, in->name);
+                return fail(ps,
+                            "[instance %s] and [instance %s] are both default on the same "
+                            "interface",
+                            p->instances[j].name, in->name);
     }
     if (p->deterministic && !p->seed_len)
         return fail(ps, "[deterministic] needs a seed");

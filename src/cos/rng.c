@@ -42,8 +42,7 @@ int tse_rng_init(struct tse_card *card)
         if (!ent)
             return TSE_ERR_NO_MEMORY;
         mbedtls_entropy_init(ent);
-        rc = mbedtls_ctr_drbg_seed(&card->drbg, mbedtls_entropy_func, ent, pers,
-                                   sizeof(pers) - 1);
+        rc = mbedtls_ctr_drbg_seed(&card->drbg, mbedtls_entropy_func, ent, pers, sizeof(pers) - 1);
         /* Prediction resistance is not needed for an emulator; keep the DRBG self-contained
          * so the entropy context can go. */
         mbedtls_ctr_drbg_set_reseed_interval(&card->drbg, INT32_MAX);
@@ -81,8 +80,8 @@ int tse_rng_bytes(struct tse_card *card, uint8_t *buf, size_t len)
         card->rnd_len = card->rnd_off = 0;
     }
     while (n < len) {
-        size_t chunk = len - n > MBEDTLS_CTR_DRBG_MAX_REQUEST ? MBEDTLS_CTR_DRBG_MAX_REQUEST
-                                                               : len - n;
+        size_t chunk =
+            len - n > MBEDTLS_CTR_DRBG_MAX_REQUEST ? MBEDTLS_CTR_DRBG_MAX_REQUEST : len - n;
         if (mbedtls_ctr_drbg_random(&card->drbg, buf + n, chunk) != 0)
             return TSE_ERR_IO;
         n += chunk;

@@ -91,8 +91,7 @@ static void rec_encode(const struct tse_instance *in, uint8_t r[INST_REC_LEN])
 
 static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
 {
-    if (len != INST_REC_LEN || r[16] > TSE_AID_MAX || r[33] > TSE_AID_MAX ||
-        r[50] > TSE_AID_MAX)
+    if (len != INST_REC_LEN || r[16] > TSE_AID_MAX || r[33] > TSE_AID_MAX || r[50] > TSE_AID_MAX)
         return TSE_ERR_CORRUPT;
     memset(in, 0, sizeof(*in));
     in->state = r[0];
@@ -126,7 +125,8 @@ int tse_rt_load(struct tse_card *card, char *err, size_t errlen)
         struct tse_instance in;
         if (rec_decode(r, len, &in) != 0) {
             if (err && errlen)
-                snprintf(err, errlen, "instance record %u is malformed (corrupt image)", (unsigned)id);
+                snprintf(err, errlen, "instance record %u is malformed (corrupt image)",
+                         (unsigned)id);
             return TSE_ERR_CORRUPT;
         }
         in.rec_id = (uint16_t)id;
@@ -188,8 +188,8 @@ static uint32_t meta_next_ctx(struct tse_card *card)
 }
 
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
-                   const struct tse_aid *aid, const uint8_t *params, size_t plen,
-                   uint32_t pquota, uint32_t tquota, uint8_t default_on, uint16_t *sw)
+                   const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
+                   uint32_t tquota, uint8_t default_on, uint16_t *sw)
 {
     *sw = SW_UNKNOWN;
     const struct tse_package_def *pd = tse_package_find(pkg);
@@ -206,10 +206,17 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
         }
     if (!rec_id)
         return TSE_ERR_NO_SPACE;
-    struct tse_instance in = {.aid = *aid, .package = *pkg, .module = *mod,
-                              .ctx_id = meta_next_ctx(card), .rec_id = rec_id,
-                              .state = APP_STATE_SELECTABLE, .default_on = default_on,
-                              .pquota = pquota, .tquota = tquota, .pkg = pd, .mod = md};
+    struct tse_instance in = {.aid = *aid,
+                              .package = *pkg,
+                              .module = *mod,
+                              .ctx_id = meta_next_ctx(card),
+                              .rec_id = rec_id,
+                              .state = APP_STATE_SELECTABLE,
+                              .default_on = default_on,
+                              .pquota = pquota,
+                              .tquota = tquota,
+                              .pkg = pd,
+                              .mod = md};
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
     struct tse_instance *ni = realloc(card->inst, (card->n_inst + 1) * sizeof(*ni));
@@ -354,14 +361,13 @@ int tse_ctx_pmem_get(struct tse_ctx *ctx, uint16_t id, size_t size, const uint8_
     return tse_store_get(s, owner, id, data, NULL);
 }
 
-int tse_ctx_pmem_write(struct tse_ctx *ctx, uint16_t id, size_t off, const uint8_t *src,
-                       size_t len)
+int tse_ctx_pmem_write(struct tse_ctx *ctx, uint16_t id, size_t off, const uint8_t *src, size_t len)
 {
     return tse_store_write(ctx->card->store, ctx->inst->ctx_id, id, off, src, len);
 }
 
-int tse_ctx_pmem_write_nonatomic(struct tse_ctx *ctx, uint16_t id, size_t off,
-                                 const uint8_t *src, size_t len)
+int tse_ctx_pmem_write_nonatomic(struct tse_ctx *ctx, uint16_t id, size_t off, const uint8_t *src,
+                                 size_t len)
 {
     return tse_store_write_nonatomic(ctx->card->store, ctx->inst->ctx_id, id, off, src, len);
 }
@@ -432,10 +438,11 @@ int tse_ctx_txn_depth(const struct tse_ctx *ctx)
     return tse_store_in_txn(ctx->card->store) ? 1 : 0;
 }
 
-/* ---- transient memory -------------------------------------------------------------------------- */
+/* ---- transient memory --------------------------------------------------------------------------
+ */
 
-int tse_ctx_transient(struct tse_ctx *ctx, uint16_t id, size_t size,
-                      enum tse_transient_kind kind, uint8_t **data)
+int tse_ctx_transient(struct tse_ctx *ctx, uint16_t id, size_t size, enum tse_transient_kind kind,
+                      uint8_t **data)
 {
     if (kind != TSE_CLEAR_ON_RESET && kind != TSE_CLEAR_ON_DESELECT)
         return TSE_ERR_INVALID_ARG;
@@ -510,7 +517,8 @@ void tse_rt_ram_free(struct tse_card *card, int iface)
     f->ram_used = 0;
 }
 
-/* ---- card services ------------------------------------------------------------------------------ */
+/* ---- card services ------------------------------------------------------------------------------
+ */
 
 int tse_ctx_random(struct tse_ctx *ctx, uint8_t *buf, size_t len)
 {

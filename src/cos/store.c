@@ -219,9 +219,8 @@ static void undo_clear(struct tse_store *s)
 
 /* ---- record encoding and the journal ------------------------------------------------------ */
 
-static size_t rec_encode(uint8_t *buf, uint8_t type, uint8_t flags, uint32_t txid,
-                         uint32_t owner, uint32_t id, uint32_t off, const uint8_t *payload,
-                         uint32_t len)
+static size_t rec_encode(uint8_t *buf, uint8_t type, uint8_t flags, uint32_t txid, uint32_t owner,
+                         uint32_t id, uint32_t off, const uint8_t *payload, uint32_t len)
 {
     buf[0] = type;
     buf[1] = flags;
@@ -309,8 +308,7 @@ static int apply_record(struct tse_store *s, const uint8_t *r)
         /* off carries the size; a snapshot CREATE carries the content as payload */
         if (len != 0 && len != off)
             return TSE_ERR_CORRUPT;
-        return mem_create(s, owner, id, off, len ? r + REC_HDR : NULL) == 0 ? 0
-                                                                           : TSE_ERR_CORRUPT;
+        return mem_create(s, owner, id, off, len ? r + REC_HDR : NULL) == 0 ? 0 : TSE_ERR_CORRUPT;
     case REC_WRITE:
         return mem_write(s, owner, id, off, r + REC_HDR, len) == 0 ? 0 : TSE_ERR_CORRUPT;
     case REC_DELETE:

@@ -37,12 +37,12 @@ struct tse_target_ops {
 extern const struct tse_target_ops tse_target_card_ops;
 
 struct tse_script_opts {
-    FILE *out;          /* transcript ("-> …", "<- …", messages); NULL = stdout */
-    FILE *err;          /* errors and failed expectations; NULL = stderr */
-    bool timing;        /* print the time of each exchange */
-    bool trace;         /* initial state of `trace on|off` (interface and channel per APDU) */
-    bool stop_on_fail;  /* stop at the first failed expectation or error */
-    bool auto_power;    /* power the current interface on before the first APDU if it is off */
+    FILE *out;         /* transcript ("-> …", "<- …", messages); NULL = stdout */
+    FILE *err;         /* errors and failed expectations; NULL = stderr */
+    bool timing;       /* print the time of each exchange */
+    bool trace;        /* initial state of `trace on|off` (interface and channel per APDU) */
+    bool stop_on_fail; /* stop at the first failed expectation or error */
+    bool auto_power;   /* power the current interface on before the first APDU if it is off */
 };
 
 struct tse_script;
@@ -57,8 +57,7 @@ void tse_script_free(struct tse_script *s);
  * Returns 0 when the line succeeded, 1 when an expectation failed or the line had an error
  * (a message was printed), 2 when the script asked to stop (`exit`/`quit`).
  */
-int tse_script_run_line(struct tse_script *s, const char *text, const char *file,
-                        unsigned line);
+int tse_script_run_line(struct tse_script *s, const char *text, const char *file, unsigned line);
 
 /* Run a whole script from a stream (apdu-shell or apdutool syntax, detected per statement).
  * Returns the number of failed lines (0 = everything passed); -1 on I/O error. */

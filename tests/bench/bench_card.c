@@ -44,8 +44,8 @@ static struct tse_card *fresh(const char *path, int fsync_on)
     return c;
 }
 
-static void run(const char *name, const char *path, int fsync_on, const uint8_t *cmd,
-                size_t len, int iters)
+static void run(const char *name, const char *path, int fsync_on, const uint8_t *cmd, size_t len,
+                int iters)
 {
     struct tse_card *c = fresh(path, fsync_on);
     double *lat = malloc(sizeof(double) * (size_t)iters);

@@ -63,8 +63,8 @@ int main(void)
     qsort(names, n, sizeof(names[0]), by_name);
     struct CMUnitTest tests[256];
     for (size_t i = 0; i < n; i++)
-        tests[i] = (struct CMUnitTest){strrchr(names[i], '/') + 1, run_script, NULL, NULL,
-                                       names[i]};
+        tests[i] =
+            (struct CMUnitTest){strrchr(names[i], '/') + 1, run_script, NULL, NULL, names[i]};
     if (n == 0) {
         fprintf(stderr, "test_conformance: no scripts in %s\n", dir);
         return 1;

@@ -66,12 +66,12 @@ static void test_malformed(void **state)
     (void)state;
     assert_int_equal(parse_sw(""), SW_WRONG_LENGTH);
     assert_int_equal(parse_sw("00A404"), SW_WRONG_LENGTH);
-    assert_int_equal(parse_sw("00A4040003A000"), SW_WRONG_LENGTH);       /* Lc too long */
-    assert_int_equal(parse_sw("00A4040002A0000000"), SW_WRONG_LENGTH);   /* trailing bytes */
-    assert_int_equal(parse_sw("00A404000000"), SW_WRONG_LENGTH);         /* 6 bytes, ext */
-    assert_int_equal(parse_sw("00A40400000000AA"), SW_WRONG_LENGTH);     /* ext Lc = 0 */
-    assert_int_equal(parse_sw("00A40400000002AA"), SW_WRONG_LENGTH);     /* ext short data */
-    assert_int_equal(parse_sw("00A40400000001AA00"), SW_WRONG_LENGTH);   /* ext Le 1 byte */
+    assert_int_equal(parse_sw("00A4040003A000"), SW_WRONG_LENGTH);     /* Lc too long */
+    assert_int_equal(parse_sw("00A4040002A0000000"), SW_WRONG_LENGTH); /* trailing bytes */
+    assert_int_equal(parse_sw("00A404000000"), SW_WRONG_LENGTH);       /* 6 bytes, ext */
+    assert_int_equal(parse_sw("00A40400000000AA"), SW_WRONG_LENGTH);   /* ext Lc = 0 */
+    assert_int_equal(parse_sw("00A40400000002AA"), SW_WRONG_LENGTH);   /* ext short data */
+    assert_int_equal(parse_sw("00A40400000001AA00"), SW_WRONG_LENGTH); /* ext Le 1 byte */
 }
 
 static void test_encode_roundtrip(void **state)
@@ -84,8 +84,13 @@ static void test_encode_roundtrip(void **state)
     const size_t nes[] = {0, 1, 256, 257, 65536};
     for (size_t i = 0; i < 5; i++)
         for (size_t j = 0; j < 5; j++) {
-            struct tse_apdu a = {.cla = 0x80, .ins = 0x10, .p1 = 1, .p2 = 2,
-                                 .data = lcs[i] ? data : NULL, .lc = lcs[i], .ne = nes[j]};
+            struct tse_apdu a = {.cla = 0x80,
+                                 .ins = 0x10,
+                                 .p1 = 1,
+                                 .p2 = 2,
+                                 .data = lcs[i] ? data : NULL,
+                                 .lc = lcs[i],
+                                 .ne = nes[j]};
             int n = tse_apdu_encode(&a, out, sizeof(out));
             assert_true(n > 0);
             struct tse_apdu b;
@@ -135,7 +140,8 @@ static void test_cla(void **state)
     assert_int_equal(tse_cla_with_channel(0x00, 20), -1);
     assert_int_equal(tse_cla_with_channel(0xFF, 1), -1);
     for (int ch = 0; ch < 20; ch++)
-        assert_int_equal(tse_cla_decode((uint8_t)tse_cla_with_channel(0x00, (uint8_t)ch)).channel, ch);
+        assert_int_equal(tse_cla_decode((uint8_t)tse_cla_with_channel(0x00, (uint8_t)ch)).channel,
+                         ch);
 }
 
 static void test_hex_and_aid(void **state)
@@ -165,9 +171,9 @@ static void test_hex_and_aid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases_short),  cmocka_unit_test(test_cases_extended),
-        cmocka_unit_test(test_malformed),    cmocka_unit_test(test_encode_roundtrip),
-        cmocka_unit_test(test_cla),          cmocka_unit_test(test_hex_and_aid),
+        cmocka_unit_test(test_cases_short), cmocka_unit_test(test_cases_extended),
+        cmocka_unit_test(test_malformed),   cmocka_unit_test(test_encode_roundtrip),
+        cmocka_unit_test(test_cla),         cmocka_unit_test(test_hex_and_aid),
     };
     return cmocka_run_group_tests_name("cos_apdu", tests, NULL, NULL);
 }

@@ -34,9 +34,9 @@ static void test_power(void **state)
     assert_int_equal(tse_card_create(&c, path, NULL, 0, NULL, NULL, err, sizeof(err)), 0);
     uint8_t r[300];
     size_t n;
-    assert_int_equal(tse_card_transmit(c, CT, (const uint8_t *)"\x00\xA4\x04\x00", 4, r,
-                                       sizeof(r), &n),
-                     TSE_ERR_POWERED_OFF);
+    assert_int_equal(
+        tse_card_transmit(c, CT, (const uint8_t *)"\x00\xA4\x04\x00", 4, r, sizeof(r), &n),
+        TSE_ERR_POWERED_OFF);
     assert_int_equal(tse_card_reset(c, CT, r, sizeof(r), &n), TSE_ERR_POWERED_OFF);
     assert_int_equal(tse_card_power_on(c, CT, r, 4, &n), TSE_ERR_BUFFER_TOO_SMALL);
     assert_int_equal(tse_card_power_on(c, CT, r, sizeof(r), &n), 0);
@@ -57,8 +57,7 @@ static void test_power(void **state)
     assert_false(tse_card_is_powered(c, CT));
     assert_int_equal(tse_card_transmit(c, CT, r, 4, r, 1, &n), TSE_ERR_BUFFER_TOO_SMALL);
     assert_int_equal(tse_card_transmit(NULL, CT, r, 4, r, 10, &n), TSE_ERR_INVALID_ARG);
-    assert_int_equal(tse_card_transmit(c, (enum tse_iface)7, r, 4, r, 10, &n),
-                     TSE_ERR_INVALID_ARG);
+    assert_int_equal(tse_card_transmit(c, (enum tse_iface)7, r, 4, r, 10, &n), TSE_ERR_INVALID_ARG);
     done(c);
 }
 
@@ -84,10 +83,10 @@ static void test_malformed(void **state)
     assert_string_equal(tt_xfer(c, CT, "00A4041008" DIAG_AID), "6A86");
     assert_string_equal(tt_xfer(c, CT, "00A4040108" DIAG_AID), "6A86");
     assert_string_equal(tt_xfer(c, CT, "00A4040C08" DIAG_AID), "9000"); /* no FCI asked */
-    assert_string_equal(tt_xfer(c, CT, "0010000000"), "6E00"); /* diag wants CLA 80 */
-    assert_string_equal(tt_xfer(c, CT, "8424000010"), "6882"); /* SM not supported */
-    assert_string_equal(tt_xfer(c, CT, "8099000000"), "6D00"); /* invalid INS 9X */
-    assert_string_equal(tt_xfer(c, CT, "8026000000"), "6D00"); /* unknown to diag */
+    assert_string_equal(tt_xfer(c, CT, "0010000000"), "6E00");          /* diag wants CLA 80 */
+    assert_string_equal(tt_xfer(c, CT, "8424000010"), "6882");          /* SM not supported */
+    assert_string_equal(tt_xfer(c, CT, "8099000000"), "6D00");          /* invalid INS 9X */
+    assert_string_equal(tt_xfer(c, CT, "8026000000"), "6D00");          /* unknown to diag */
     done(c);
 }
 
@@ -96,21 +95,23 @@ static void test_select(void **state)
     (void)state;
     struct tse_card *c = tt_card(TWO, path, sizeof(path));
     /* default application on the contact interface only */
-    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E8000000000000000000000000" "9000");
+    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E8000000000000000000000000"
+                                                      "9000");
     assert_string_equal(tt_xfer(c, CL, "8024000010"), "6D00");
     assert_string_equal(tt_xfer(c, CL, "00A4040000"), "6A82");
     assert_string_equal(tt_xfer(c, CT, "00A4040000"), "6F0A8408" DIAG_AID "9000");
     /* partial AID: first, then next occurrences in registry order */
     assert_string_equal(tt_xfer(c, CL, "00A4040005F074736544"), "6F0A8408" DIAG_AID "9000");
-    assert_string_equal(tt_xfer(c, CL, "00A4040205F074736544"),
-                        "6F0B8409F07473654449410201" "9000");
+    assert_string_equal(tt_xfer(c, CL, "00A4040205F074736544"), "6F0B8409F07473654449410201"
+                                                                "9000");
     /* the third instance refuses selection (install flag): 6999 and nothing selected */
     assert_string_equal(tt_xfer(c, CL, "00A4040205F074736544"), "6999");
     assert_string_equal(tt_xfer(c, CL, "8024000010"), "6D00");
     assert_string_equal(tt_xfer(c, CL, "00A4040005A000000001"), "6A82");
     /* an unknown AID goes to the selected applet (which answers the SELECT as its own) */
     tt_xfer(c, CL, "00A4040009F07473654449410201");
-    assert_string_equal(tt_xfer(c, CL, "00A4040005A000000001"), "6F0B8409F07473654449410201" "9000");
+    assert_string_equal(tt_xfer(c, CL, "00A4040005A000000001"), "6F0B8409F07473654449410201"
+                                                                "9000");
     assert_string_equal(tt_xfer(c, CT, "00A4040009F07473654449410199"), "6999");
     assert_string_equal(tt_xfer(c, CT, "8024000010"), "6D00"); /* nothing selected now */
     done(c);
@@ -161,12 +162,12 @@ static void test_channels(void **state)
     assert_string_equal(tt_xfer(c, CT, "02A4040008" DIAG_AID), "6F0A8408" DIAG_AID "9000");
     info_is(c, CT, "8270000000", "000200");
     /* single-selectable applet: not on two channels of one interface at once */
-    assert_string_equal(tt_xfer(c, CT, "01A4040009F07473654449410201"),
-                        "6F0B8409F07473654449410201" "9000");
+    assert_string_equal(tt_xfer(c, CT, "01A4040009F07473654449410201"), "6F0B8409F07473654449410201"
+                                                                        "9000");
     assert_string_equal(tt_xfer(c, CT, "02A4040009F07473654449410201"), "6985");
     /* ...but the other interface is another session */
-    assert_string_equal(tt_xfer(c, CL, "00A4040009F07473654449410201"),
-                        "6F0B8409F07473654449410201" "9000");
+    assert_string_equal(tt_xfer(c, CL, "00A4040009F07473654449410201"), "6F0B8409F07473654449410201"
+                                                                        "9000");
     /* the contactless interface has its own channel numbering */
     assert_string_equal(tt_xfer(c, CL, "0070000001"), "019000");
     /* a contactless power cycle leaves the contact session alone */
@@ -243,7 +244,9 @@ static void test_chaining_and_lengths(void **state)
 static void test_t0_rules(void **state)
 {
     (void)state;
-    struct tse_card *c = tt_card("[contact]\natr = 3B021450\n[instance d]\npackage = F0747365444941\nmodule = F074736544494101\n", path, sizeof(path));
+    struct tse_card *c = tt_card("[contact]\natr = 3B021450\n[instance d]\npackage = "
+                                 "F0747365444941\nmodule = F074736544494101\n",
+                                 path, sizeof(path));
     tt_xfer(c, CT, SELECT_DIAG);
     assert_string_equal(tt_xfer(c, CT, "8010000002A1A200"), "6102");
     assert_string_equal(tt_xfer(c, CT, "00C0000002"), "A1A29000");
@@ -259,14 +262,19 @@ static void test_transactions_and_isolation(void **state)
 {
     (void)state;
     struct tse_card *c = tt_card(TWO, path, sizeof(path));
-    const char *S0 = "000003E8000000000000000000000000" "9000";
+    const char *S0 = "000003E8000000000000000000000000"
+                     "9000";
     assert_string_equal(tt_xfer(c, CT, "8024000010"), S0);
-    assert_string_equal(tt_xfer(c, CT, "802200000400000064"), "00000384000000640000000190" "00");
+    assert_string_equal(tt_xfer(c, CT, "802200000400000064"), "00000384000000640000000190"
+                                                              "00");
     /* abort, refused nesting and a transaction left open all leave nothing */
-    assert_string_equal(tt_xfer(c, CT, "802201000400000064"), "00000384000000640000000190" "00");
+    assert_string_equal(tt_xfer(c, CT, "802201000400000064"), "00000384000000640000000190"
+                                                              "00");
     assert_string_equal(tt_xfer(c, CT, "802202000400000064"), "6985");
-    assert_string_equal(tt_xfer(c, CT, "802203000400000064"), "00000320000000C80000000290" "00");
-    assert_string_equal(tt_xfer(c, CT, "8024000010"), "00000384000000640000000100000000" "9000");
+    assert_string_equal(tt_xfer(c, CT, "802203000400000064"), "00000320000000C80000000290"
+                                                              "00");
+    assert_string_equal(tt_xfer(c, CT, "8024000010"), "00000384000000640000000100000000"
+                                                      "9000");
     assert_string_equal(tt_xfer(c, CT, "802200000400010000"), "6985"); /* insufficient */
     /* the other instance's state is its own */
     assert_string_equal(tt_xfer(c, CL, "00A4040009F07473654449410201") + 26, "9000");
@@ -275,8 +283,8 @@ static void test_transactions_and_isolation(void **state)
     assert_string_equal(tt_xfer(c, CT, "8020000004"), "000000019000");
     assert_string_equal(tt_xfer(c, CT, "8020000004"), "000000029000");
     /* services: only bytes cross, and only to allowed callers */
-    assert_string_equal(tt_xfer(c, CL, "8054000008" DIAG_AID),
-                        "00000384000000640000000100000002" "9000");
+    assert_string_equal(tt_xfer(c, CL, "8054000008" DIAG_AID), "00000384000000640000000100000002"
+                                                               "9000");
     assert_string_equal(tt_xfer(c, CL, "8054000008A000000151000000"), "6A82");
     /* persistent state survives closing and reopening the image */
     tse_card_free(c);
@@ -285,7 +293,8 @@ static void test_transactions_and_isolation(void **state)
     uint8_t r[64];
     size_t n;
     tse_card_power_on(c, CT, r, sizeof(r), &n);
-    assert_string_equal(tt_xfer(c, CT, "8024000010"), "00000384000000640000000100000002" "9000");
+    assert_string_equal(tt_xfer(c, CT, "8024000010"), "00000384000000640000000100000002"
+                                                      "9000");
     done(c);
 }
 
@@ -328,20 +337,44 @@ static void test_transient(void **state)
 static void test_quotas(void **state)
 {
     (void)state;
-    struct tse_card *c = tt_card("[card]\npersistent_memory = 4096\n[instance q]\npackage = F0747365444941\n"
-                "module = F074736544494101\npersistent_quota = 300\n", path, sizeof(path));
+    struct tse_card *c =
+        tt_card("[card]\npersistent_memory = 4096\n[instance q]\npackage = F0747365444941\n"
+                "module = F074736544494101\npersistent_quota = 300\n",
+                path, sizeof(path));
     tt_xfer(c, CT, SELECT_DIAG);
-    assert_string_equal(tt_xfer(c, CT, "8040008001" "01"), "000001119000"); /* 81+128 + 4 x 16 */
-    assert_string_equal(tt_xfer(c, CT, "8040008001" "02"), "6A84");           /* quota */
-    assert_string_equal(tt_xfer(c, CT, "8040004001" "01"), "6A80");           /* other size */
-    assert_string_equal(tt_xfer(c, CT, "8042000001" "01"), "9000");
-    assert_string_equal(tt_xfer(c, CT, "8042000001" "01"), "6A88");
-    assert_string_equal(tt_xfer(c, CT, "8040008001" "02"), "000001119000");
+    assert_string_equal(tt_xfer(c, CT,
+                                "8040008001"
+                                "01"),
+                        "000001119000"); /* 81+128 + 4 x 16 */
+    assert_string_equal(tt_xfer(c, CT,
+                                "8040008001"
+                                "02"),
+                        "6A84"); /* quota */
+    assert_string_equal(tt_xfer(c, CT,
+                                "8040004001"
+                                "01"),
+                        "6A80"); /* other size */
+    assert_string_equal(tt_xfer(c, CT,
+                                "8042000001"
+                                "01"),
+                        "9000");
+    assert_string_equal(tt_xfer(c, CT,
+                                "8042000001"
+                                "01"),
+                        "6A88");
+    assert_string_equal(tt_xfer(c, CT,
+                                "8040008001"
+                                "02"),
+                        "000001119000");
     done(c);
     c = tt_card("[card]\npersistent_memory = 4096\n[instance q]\npackage = F0747365444941\n"
-                "module = F074736544494101\n", path, sizeof(path));
+                "module = F074736544494101\n",
+                path, sizeof(path));
     tt_xfer(c, CT, SELECT_DIAG);
-    assert_string_equal(tt_xfer(c, CT, "8040100001" "01"), "6A84"); /* card capacity */
+    assert_string_equal(tt_xfer(c, CT,
+                                "8040100001"
+                                "01"),
+                        "6A84"); /* card capacity */
     done(c);
 }
 
@@ -401,7 +434,8 @@ static void test_tear_via_card(void **state)
     assert_int_equal(tse_card_power_on(c, CT, NULL, 0, &n), 0);
     tse_card_state_digest(c, after);
     assert_memory_equal(before, after, 32);
-    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E7000000010000000100000000" "9000");
+    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E7000000010000000100000000"
+                                                      "9000");
     done(c);
 }
 
@@ -437,7 +471,8 @@ static void test_threads(void **state)
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     assert_int_equal(w[0].fails + w[1].fails, 0);
-    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E8000000000000000000001770" "9000");
+    assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E8000000000000000000001770"
+                                                      "9000");
     done(c);
 }
 
@@ -466,20 +501,13 @@ static void test_open_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_power),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_select),
-        cmocka_unit_test(test_channels),
-        cmocka_unit_test(test_four_channels),
-        cmocka_unit_test(test_chaining_and_lengths),
-        cmocka_unit_test(test_t0_rules),
-        cmocka_unit_test(test_transactions_and_isolation),
-        cmocka_unit_test(test_transient),
-        cmocka_unit_test(test_quotas),
-        cmocka_unit_test(test_counters_rng),
-        cmocka_unit_test(test_tear_via_card),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_power),         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_select),        cmocka_unit_test(test_channels),
+        cmocka_unit_test(test_four_channels), cmocka_unit_test(test_chaining_and_lengths),
+        cmocka_unit_test(test_t0_rules),      cmocka_unit_test(test_transactions_and_isolation),
+        cmocka_unit_test(test_transient),     cmocka_unit_test(test_quotas),
+        cmocka_unit_test(test_counters_rng),  cmocka_unit_test(test_tear_via_card),
+        cmocka_unit_test(test_threads),       cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests_name("cos_card", tests, NULL, NULL);
 }

@@ -63,18 +63,19 @@ static void test_full(void **state)
 {
     (void)state;
     char err[256];
-    const char *t = "[card]\nname = x\nlife_cycle = op_ready\npersistent_memory = 1M\n"
-                    "transient_memory=2048\nlogical_channels = 4\nfsync = on\n"
-                    "[contact]\natr = 3B 02 14 50   # T=0 only, no TCK\n"
-                    "[contactless]\nuid = 04112233445566\natqa = 0044\nsak = 20\n"
-                    "ats = 0675778102 80\n"
-                    "[keyset]\nkvn = 1\nscp = 02\ni = 15\nenc = 404142434445464748494A4B4C4D4E4F\n"
-                    "mac = 404142434445464748494A4B4C4D4E4F\ndek = 404142434445464748494A4B4C4D4E4F\n"
-                    "[keyset]\nkvn = 2\nkey = 000102030405060708090A0B0C0D0E0F1011121314151617\n"
-                    "[counters]\nseq = 5 max 9\n"
-                    "[deterministic]\nseed = 0102\nclock = 2026-01-02T03:04:05Z\n"
-                    "[instance a]\npackage = F0747365444941\nmodule = F074736544494101\n"
-                    "default = contact, contactless\npersistent_quota = 4K\n";
+    const char *t =
+        "[card]\nname = x\nlife_cycle = op_ready\npersistent_memory = 1M\n"
+        "transient_memory=2048\nlogical_channels = 4\nfsync = on\n"
+        "[contact]\natr = 3B 02 14 50   # T=0 only, no TCK\n"
+        "[contactless]\nuid = 04112233445566\natqa = 0044\nsak = 20\n"
+        "ats = 0675778102 80\n"
+        "[keyset]\nkvn = 1\nscp = 02\ni = 15\nenc = 404142434445464748494A4B4C4D4E4F\n"
+        "mac = 404142434445464748494A4B4C4D4E4F\ndek = 404142434445464748494A4B4C4D4E4F\n"
+        "[keyset]\nkvn = 2\nkey = 000102030405060708090A0B0C0D0E0F1011121314151617\n"
+        "[counters]\nseq = 5 max 9\n"
+        "[deterministic]\nseed = 0102\nclock = 2026-01-02T03:04:05Z\n"
+        "[instance a]\npackage = F0747365444941\nmodule = F074736544494101\n"
+        "default = contact, contactless\npersistent_quota = 4K\n";
     assert_int_equal(parse(t, err, sizeof(err)), 0);
     assert_int_equal(P.life_cycle, TSE_LC_OP_READY);
     assert_int_equal(P.persistent_memory, 1024 * 1024);
@@ -99,7 +100,8 @@ static void test_errors(void **state)
     expect_error("[card]\ncolour = red\n", "t.profile:2: unknown key 'colour' in [card]");
     expect_error("[cards]\n", "unknown section [cards]");
     expect_error("name = x\n", "outside any section");
-    expect_error("[card]\nlogical_channels = 21\n", "logical_channels: expected a number from 1 to 20");
+    expect_error("[card]\nlogical_channels = 21\n",
+                 "logical_channels: expected a number from 1 to 20");
     expect_error("[card]\npersistent_memory = lots\n", "persistent_memory");
     expect_error("[card]\nlife_cycle = DEAD\n", "life_cycle: expected OP_READY");
     expect_error("[card]\nfsync = maybe\n", "fsync: expected on or off");
@@ -113,7 +115,8 @@ static void test_errors(void **state)
     expect_error("[keyset]\nkvn=1\nscp=02\nkey=000102030405060708090A0B0C0D0E0F1011121314151617\n",
                  "3DES keys have 16 bytes");
     expect_error("[keyset]\nkvn=1\nkey=000102030405060708090A0B0C0D0E0F\n[keyset]\nkvn=1\n"
-                 "key=000102030405060708090A0B0C0D0E0F\n", "defined twice");
+                 "key=000102030405060708090A0B0C0D0E0F\n",
+                 "defined twice");
     expect_error("[counters]\nc = 10 max 9\n", "VALUE <= MAX");
     expect_error("[deterministic]\nclock = yesterday\n", "clock: expected");
     expect_error("[deterministic]\nclock = 0\n", "needs a seed");
@@ -152,8 +155,10 @@ static void test_card_create_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default), cmocka_unit_test(test_scp02_example),
-        cmocka_unit_test(test_full),    cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_default),
+        cmocka_unit_test(test_scp02_example),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_errors),
         cmocka_unit_test(test_card_create_errors),
     };
     return cmocka_run_group_tests_name("cos_profile", tests, NULL, NULL);

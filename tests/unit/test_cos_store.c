@@ -312,9 +312,12 @@ static void test_compaction(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_persist_and_reopen), cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_limits),             cmocka_unit_test(test_torn_transaction),
-        cmocka_unit_test(test_reload_after_tear),  cmocka_unit_test(test_corruption_refused),
+        cmocka_unit_test(test_persist_and_reopen),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_torn_transaction),
+        cmocka_unit_test(test_reload_after_tear),
+        cmocka_unit_test(test_corruption_refused),
         cmocka_unit_test(test_compaction),
     };
     return cmocka_run_group_tests_name("cos_store", tests, NULL, NULL);

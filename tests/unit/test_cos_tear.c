@@ -16,19 +16,21 @@
 #include <time.h>
 
 static const char *SCRIPT[] = {
-    "00A4040008F074736544494101",   /* select diag */
-    "802200000400000064",           /* transfer 100: 4 journalled writes + COMMIT */
-    "8020000004",                   /* non-atomic increment: 1 write */
-    "802201000400000032",           /* transfer then abort */
-    "8040002001" "01",              /* allocate an object */
-    "802200000400000007",           /* transfer 7 */
-    "8042000001" "01",              /* free it */
-    "802203000400000009",           /* transfer left open: the runtime aborts it */
+    "00A4040008F074736544494101", /* select diag */
+    "802200000400000064",         /* transfer 100: 4 journalled writes + COMMIT */
+    "8020000004",                 /* non-atomic increment: 1 write */
+    "802201000400000032",         /* transfer then abort */
+    "8040002001"
+    "01",                 /* allocate an object */
+    "802200000400000007", /* transfer 7 */
+    "8042000001"
+    "01",                                     /* free it */
+    "802203000400000009",                     /* transfer left open: the runtime aborts it */
     "802801000E73637030335F73657175656E6365", /* counter scp03_sequence + 1 */
-    "0070000001",                   /* open channel 1 (no store write) */
-    "01A4040008F074736544494101",   /* select diag there */
-    "812200000400000001",           /* transfer 1 on channel 1 */
-    "8030010002ABCD",               /* transient write: no store write */
+    "0070000001",                             /* open channel 1 (no store write) */
+    "01A4040008F074736544494101",             /* select diag there */
+    "812200000400000001",                     /* transfer 1 on channel 1 */
+    "8030010002ABCD",                         /* transient write: no store write */
     "8020000004",
     "802200000400000002",
 };
@@ -123,8 +125,7 @@ static void test_tear_sweep(void **state)
         tse_card_state_digest(c, d);
         if (memcmp(d, ref[i], 32) != 0) {
             inconsistencies++;
-            print_message("tear at write %lu (command %zu): state differs from before it\n", k,
-                          i);
+            print_message("tear at write %lu (command %zu): state differs from before it\n", k, i);
         }
         check_invariants(c);
         tse_card_free(c);
@@ -136,7 +137,9 @@ static void test_tear_sweep(void **state)
         /* the recovered card goes on working: the interrupted command now succeeds */
         tt_xfer(c, TSE_IF_CONTACT, "00A4040008F074736544494101");
         const char *r = tt_xfer(c, TSE_IF_CONTACT, SCRIPT[i]);
-        if (i > 0 && strcmp(r + strlen(r) - 4, "9000") != 0 && (tse_cla_decode((uint8_t)strtoul((char[]){SCRIPT[i][0], SCRIPT[i][1], 0}, NULL, 16)).channel == 0))
+        if (i > 0 && strcmp(r + strlen(r) - 4, "9000") != 0 &&
+            (tse_cla_decode((uint8_t)strtoul((char[]){SCRIPT[i][0], SCRIPT[i][1], 0}, NULL, 16))
+                 .channel == 0))
             fail_msg("after recovery: %s -> %s", SCRIPT[i], r);
         tse_card_free(c);
     }
@@ -170,8 +173,8 @@ static void test_kill9(void **state)
                 _exit(3);
             size_t n;
             tse_card_power_on(cc, TSE_IF_CONTACT, NULL, 0, &n);
-            uint8_t sel[] = {0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x74, 0x73,
-                             0x65, 0x44, 0x49, 0x41, 0x01};
+            uint8_t sel[] = {0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x74,
+                             0x73, 0x65, 0x44, 0x49, 0x41, 0x01};
             uint8_t r[64];
             tse_card_transmit(cc, TSE_IF_CONTACT, sel, sizeof(sel), r, sizeof(r), &n);
             for (unsigned i = 0;; i++) {

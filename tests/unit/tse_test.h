@@ -76,7 +76,7 @@ static inline unsigned tt_sw(struct tse_card *c, int iface, const char *hex)
     return (unsigned)strtoul(r + l - 4, NULL, 16);
 }
 
-#define DIAG_AID "F074736544494101"
+#define DIAG_AID    "F074736544494101"
 #define SELECT_DIAG "00A4040008" DIAG_AID
 
 #endif

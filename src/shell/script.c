@@ -1,0 +1,1815 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The apdu-shell script engine (docs/apdu-shell.md describes the language).
+ *
+ * Every line comes from an untrusted file and is fuzzed (tests/fuzz/fuzz_script.c), so the
+ * parsers below never trust a length, cap every buffer that input can grow, and report
+ * problems as "FILE:LINE: error: ..." instead of stopping.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "shell/script.h"
+#include "tse/apdu.h"
+#include "tse/error.h"
+
+#define INCLUDE_MAX 16
+#define VARS_MAX    1024
+/* All variables together, so that a script cannot make the engine hold gigabytes. */
+#define VARS_BYTES_MAX (16u << 20)
+/* Two full responses: enough for `let X = $R $R` without letting a script eat memory. */
+#define VALUE_MAX (2u * TSE_RAPDU_MAX)
+/* Longest source line and longest line after variable expansion. */
+#define TEXT_MAX (1u << 20)
+/* Extended case 4 with 65535 data bytes is 65544 bytes; a little more so that testers can
+ * send oversized commands and watch the card reject them. */
+#define CAPDU_MAX 65600u
+#define ATR_CAP   256u
+
+struct loc {
+    const char *file;
+    unsigned line;
+};
+
+struct var {
+    char *name;
+    uint8_t *v;
+    size_t len;
+};
+
+struct tse_script {
+    const struct tse_target_ops *ops;
+    void *t;
+    FILE *out, *err;
+    bool timing, trace, stop_on_fail, auto_power, output;
+
+    int iface;
+    uint8_t channel[TSE_IF_COUNT];
+    /* What the engine believes, for targets that have no is_powered(). */
+    bool powered[TSE_IF_COUNT];
+    /* auto_power only ever powers an interface once: after a power cut or `power off` the
+     * script must power it on itself, or the card's recovery would go untested. */
+    bool ever_powered[TSE_IF_COUNT];
+    uint8_t atr[TSE_IF_COUNT][ATR_CAP];
+    size_t atr_len[TSE_IF_COUNT];
+    bool have_atr[TSE_IF_COUNT];
+
+    uint8_t *cbuf; /* CAPDU_MAX */
+    uint8_t *rbuf; /* TSE_RAPDU_MAX, also the last response ($R, $SW) */
+    size_t rlen;
+    bool have_last;
+
+    struct var *vars;
+    size_t nvars;
+    size_t var_bytes;
+
+    struct tse_script_stats st;
+    unsigned depth; /* nested streams (include) */
+    unsigned busy;  /* active public entry points */
+    bool exit_req;
+    bool unwind; /* an include loop was found: leave every nested file */
+};
+
+static const char *const iface_names[TSE_IF_COUNT] = {"contact", "contactless"};
+
+/* ---- Small text helpers (ASCII only: scripts must not depend on the locale) ------------- */
+
+static bool is_blank(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+static bool is_name_start(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(int c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (is_blank((unsigned char)*p))
+        p++;
+    return p;
+}
+
+static size_t word_len(const char *p)
+{
+    size_t n = 0;
+    while (p[n] && !is_blank((unsigned char)p[n]))
+        n++;
+    return n;
+}
+
+static size_t name_len(const char *p)
+{
+    size_t n = 0;
+    if (!is_name_start((unsigned char)p[0]))
+        return 0;
+    while (is_name_char((unsigned char)p[n]))
+        n++;
+    return n;
+}
+
+/* Case-insensitive comparison of the word p[0..n) with a keyword. */
+static bool kw(const char *p, size_t n, const char *k)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (!k[i] || lower((unsigned char)p[i]) != k[i])
+            return false;
+    }
+    return k[n] == '\0';
+}
+
+static void rtrim(char *p)
+{
+    size_t n = strlen(p);
+    while (n > 0 && is_blank((unsigned char)p[n - 1]))
+        p[--n] = '\0';
+}
+
+/*
+ * Cut a trailing comment: `#` or `//` at the start or after a blank, outside double quotes
+ * (apdutool's echo text is quoted). `anywhere` also cuts when no blank precedes, for text
+ * such as hex where neither character can be meant literally.
+ */
+static void strip_comment(char *p, bool anywhere)
+{
+    bool quoted = false;
+    size_t i;
+    for (i = 0; p[i]; i++) {
+        if (p[i] == '"') {
+            quoted = !quoted;
+            continue;
+        }
+        if (quoted)
+            continue;
+        if (p[i] != '#' && !(p[i] == '/' && p[i + 1] == '/'))
+            continue;
+        if (anywhere || i == 0 || is_blank((unsigned char)p[i - 1])) {
+            p[i] = '\0';
+            break;
+        }
+    }
+    rtrim(p);
+}
+
+/* Growable string capped at TEXT_MAX; `bad` latches on overflow or allocation failure. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool bad;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->bad)
+        return;
+    if (n > TEXT_MAX - b->len) {
+        b->bad = true;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 128;
+        char *np;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        np = realloc(b->p, nc);
+        if (!np) {
+            b->bad = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_add_hex(struct sbuf *b, const uint8_t *v, size_t len)
+{
+    char tmp[2 * 64 + 1];
+    while (len > 0 && !b->bad) {
+        size_t n = len > 64 ? 64 : len;
+        tse_hex_encode(v, n, tmp);
+        sb_add(b, tmp, 2 * n);
+        v += n;
+        len -= n;
+    }
+}
+
+static const char *sb_str(const struct sbuf *b)
+{
+    return b->p ? b->p : "";
+}
+
+static void sb_free(struct sbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+static char *dup_str(const char *p)
+{
+    size_t n = strlen(p);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, p, n + 1);
+    return d;
+}
+
+static void print_hex(FILE *f, const uint8_t *v, size_t len)
+{
+    char tmp[2 * 64 + 1];
+    while (len > 0) {
+        size_t n = len > 64 ? 64 : len;
+        tse_hex_encode(v, n, tmp);
+        fputs(tmp, f);
+        v += n;
+        len -= n;
+    }
+}
+
+/* "DATA SW" or just "SW", the form used by `<-` lines and failed expectations. */
+static void print_rapdu(FILE *f, const uint8_t *r, size_t len)
+{
+    if (len <= 2) {
+        print_hex(f, r, len);
+        return;
+    }
+    print_hex(f, r, len - 2);
+    fputc(' ', f);
+    print_hex(f, r + len - 2, 2);
+}
+
+/* ---- Messages ----------------------------------------------------------------------------- */
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PRINTF_LIKE(a, b)
+#endif
+
+static int fail(struct tse_script *s, const struct loc *l, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Report an erroneous line and count it; returns 1 so callers can `return fail(...)`. */
+static int fail(struct tse_script *s, const struct loc *l, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(s->err, "%s:%u: error: ", l->file, l->line);
+    va_start(ap, fmt);
+    vfprintf(s->err, fmt, ap);
+    va_end(ap);
+    fputc('\n', s->err);
+    fflush(s->err);
+    s->st.failures++;
+    return 1;
+}
+
+static int target_fail(struct tse_script *s, const struct loc *l, const char *cmd, int rc)
+{
+    return fail(s, l, "%s: %s", cmd, tse_strerror(rc));
+}
+
+static int unsupported(struct tse_script *s, const struct loc *l, const char *cmd)
+{
+    return fail(s, l, "%s: not supported by this target", cmd);
+}
+
+static int powered_off(struct tse_script *s, const struct loc *l)
+{
+    return fail(s, l, "card is powered off (%s interface): use 'power on' or 'reset'",
+                iface_names[s->iface]);
+}
+
+static void trace_prefix(struct tse_script *s, uint8_t ch)
+{
+    if (s->trace)
+        fprintf(s->out, "[%s ch%u] ", iface_names[s->iface], (unsigned)ch);
+}
+
+/* ---- Variables ---------------------------------------------------------------------------- */
+
+static struct var *var_find(struct tse_script *s, const char *name, size_t n)
+{
+    size_t i;
+    for (i = 0; i < s->nvars; i++) {
+        if (strlen(s->vars[i].name) == n && memcmp(s->vars[i].name, name, n) == 0)
+            return &s->vars[i];
+    }
+    return NULL;
+}
+
+/* 0, or a static reason. */
+static const char *var_set(struct tse_script *s, const char *name, size_t n, const uint8_t *v,
+                           size_t len)
+{
+    struct var *x = var_find(s, name, n);
+    uint8_t *copy;
+    if (len > VARS_BYTES_MAX - s->var_bytes + (x ? x->len : 0))
+        return "variables use too much memory";
+    copy = malloc(len ? len : 1);
+    if (!copy)
+        return "out of memory";
+    if (len)
+        memcpy(copy, v, len);
+    if (!x) {
+        struct var *nv;
+        char *nm;
+        if (s->nvars >= VARS_MAX) {
+            free(copy);
+            return "too many variables";
+        }
+        nv = realloc(s->vars, (s->nvars + 1) * sizeof(*nv));
+        if (!nv) {
+            free(copy);
+            return "out of memory";
+        }
+        s->vars = nv;
+        nm = malloc(n + 1);
+        if (!nm) {
+            free(copy);
+            return "out of memory";
+        }
+        memcpy(nm, name, n);
+        nm[n] = '\0';
+        x = &s->vars[s->nvars++];
+        x->name = nm;
+        x->v = NULL;
+        x->len = 0;
+    }
+    s->var_bytes = s->var_bytes - x->len + len;
+    free(x->v);
+    x->v = copy;
+    x->len = len;
+    return NULL;
+}
+
+/* Optional signed decimal, bounded so that it never overflows. */
+static bool parse_index(const char **pp, long *v, bool *present)
+{
+    const char *p = *pp;
+    bool neg = false;
+    long x = 0;
+    *present = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    while (*p >= '0' && *p <= '9') {
+        if (x > 100000000L)
+            return false;
+        x = x * 10 + (*p - '0');
+        *present = true;
+        p++;
+    }
+    if (neg && !*present)
+        return false;
+    *v = neg ? -x : x;
+    *pp = p;
+    return true;
+}
+
+/* Replace $NAME, ${NAME}, $R, $SW and their [a:b] slices by upper-case hex digits. A `$` not
+ * followed by a name stays literal so that echo can print prices and the like. */
+static int expand(struct tse_script *s, const struct loc *l, const char *in, struct sbuf *out)
+{
+    const char *p = in;
+    sb_add(out, "", 0);
+    while (*p) {
+        const char *q, *name;
+        size_t n;
+        const uint8_t *v;
+        size_t len;
+        uint8_t sw[2];
+
+        if (*p != '$') {
+            const char *d = strchr(p, '$');
+            size_t k = d ? (size_t)(d - p) : strlen(p);
+            sb_add(out, p, k);
+            p += k;
+            continue;
+        }
+        q = p + 1;
+        if (*q == '{') {
+            name = q + 1;
+            n = name_len(name);
+            if (n == 0 || name[n] != '}')
+                return fail(s, l, "bad variable reference '%.40s'", p);
+            q = name + n + 1;
+        } else if (is_name_start((unsigned char)*q)) {
+            name = q;
+            n = name_len(q);
+            q += n;
+        } else {
+            sb_add(out, "$", 1);
+            p++;
+            continue;
+        }
+
+        if (n == 1 && name[0] == 'R') {
+            if (!s->have_last)
+                return fail(s, l, "$R: no response yet");
+            v = s->rbuf;
+            len = s->rlen - 2;
+        } else if (n == 2 && name[0] == 'S' && name[1] == 'W') {
+            if (!s->have_last)
+                return fail(s, l, "$SW: no response yet");
+            sw[0] = s->rbuf[s->rlen - 2];
+            sw[1] = s->rbuf[s->rlen - 1];
+            v = sw;
+            len = 2;
+        } else {
+            struct var *x = var_find(s, name, n);
+            if (!x)
+                return fail(s, l, "unknown variable $%.*s", (int)(n > 64 ? 64 : n), name);
+            v = x->v;
+            len = x->len;
+        }
+
+        if (*q == '[') {
+            long a = 0, b = (long)len;
+            bool ha, hb = false, colon = false;
+            const char *open = q;
+            q++;
+            if (!parse_index(&q, &a, &ha))
+                return fail(s, l, "bad slice '%.40s'", open);
+            if (*q == ':') {
+                colon = true;
+                q++;
+                if (!parse_index(&q, &b, &hb))
+                    return fail(s, l, "bad slice '%.40s'", open);
+            }
+            if (*q != ']' || (!colon && !ha))
+                return fail(s, l, "bad slice '%.40s'", open);
+            q++;
+            if (!ha)
+                a = 0;
+            if (a < 0)
+                a += (long)len;
+            if (!colon)
+                b = a + 1;
+            else if (!hb)
+                b = (long)len;
+            else if (b < 0)
+                b += (long)len;
+            if (a < 0 || b < a || b > (long)len)
+                return fail(s, l, "$%.*s%.*s: slice out of range (%zu bytes)",
+                            (int)(n > 64 ? 64 : n), name, (int)(q - open), open, len);
+            v += a;
+            len = (size_t)(b - a);
+        }
+        sb_add_hex(out, v, len);
+        p = q;
+    }
+    if (out->bad)
+        return fail(s, l, "line longer than %u characters after variable expansion",
+                    (unsigned)TEXT_MAX);
+    return 0;
+}
+
+/*
+ * Decode hex (blanks allowed) with a precise message. The library's decoder does the work;
+ * the scan only tells "bad character" from "odd digit count" for the user.
+ */
+static int decode_hex(struct tse_script *s, const struct loc *l, const char *what, const char *hex,
+                      uint8_t *out, size_t cap, size_t *len)
+{
+    const char *p;
+    size_t digits = 0;
+    int rc;
+    for (p = hex; *p; p++) {
+        if (*p == ' ' || *p == '\t')
+            continue;
+        if (hexval((unsigned char)*p) < 0) {
+            unsigned char c = (unsigned char)*p;
+            if (c >= 0x20 && c < 0x7f)
+                return fail(s, l, "%s: unexpected character '%c'", what, c);
+            return fail(s, l, "%s: unexpected byte 0x%02X", what, c);
+        }
+        digits++;
+    }
+    if (digits % 2)
+        return fail(s, l, "%s: odd number of hex digits (%zu)", what, digits);
+    rc = tse_hex_decode(hex, out, cap);
+    if (rc == TSE_ERR_BUFFER_TOO_SMALL)
+        return fail(s, l, "%s: longer than %zu bytes", what, cap);
+    if (rc < 0)
+        return fail(s, l, "%s: %s", what, tse_strerror(rc));
+    *len = (size_t)rc;
+    return 0;
+}
+
+/* ---- Expectations ------------------------------------------------------------------------- */
+
+struct pel {
+    uint8_t v, m; /* byte matches when (actual & m) == v */
+    bool star;
+};
+
+/* 0 on success; -1 malformed; -2 out of memory. */
+static int pattern_parse(const char *pat, struct pel **out, size_t *count)
+{
+    size_t n = 0, cap = strlen(pat) / 2 + 2;
+    struct pel *e = malloc(cap * sizeof(*e));
+    bool half = false;
+    uint8_t v = 0, m = 0;
+    const char *p;
+    if (!e)
+        return -2;
+    for (p = pat; *p; p++) {
+        int c = (unsigned char)*p, h;
+        uint8_t nv, nm;
+        if (is_blank(c))
+            continue;
+        if (c == '*') {
+            /* `*` stands for whole bytes, so it cannot split one. */
+            if (half)
+                goto bad;
+            if (n == 0 || !e[n - 1].star) {
+                if (n >= cap)
+                    goto bad;
+                e[n].v = e[n].m = 0;
+                e[n++].star = true;
+            }
+            continue;
+        }
+        if (c == 'X' || c == 'x') {
+            nv = 0;
+            nm = 0;
+        } else if ((h = hexval(c)) >= 0) {
+            nv = (uint8_t)h;
+            nm = 0xF;
+        } else {
+            goto bad;
+        }
+        if (!half) {
+            v = (uint8_t)(nv << 4);
+            m = (uint8_t)(nm << 4);
+            half = true;
+        } else {
+            if (n >= cap)
+                goto bad;
+            e[n].v = (uint8_t)(v | nv);
+            e[n].m = (uint8_t)(m | nm);
+            e[n++].star = false;
+            half = false;
+        }
+    }
+    if (half || n == 0)
+        goto bad;
+    *out = e;
+    *count = n;
+    return 0;
+bad:
+    free(e);
+    return -1;
+}
+
+int tse_expect_match(const char *pattern, const uint8_t *actual, size_t len)
+{
+    struct pel *e;
+    size_t n, p = 0, a = 0, star_p = SIZE_MAX, star_a = 0;
+    int rc;
+    if (!pattern || (!actual && len))
+        return -1;
+    rc = pattern_parse(pattern, &e, &n);
+    if (rc)
+        return -1;
+    /* Wildcard matching with backtracking to the last star: O(len * n) at worst. */
+    while (a < len) {
+        if (p < n && !e[p].star && (actual[a] & e[p].m) == e[p].v) {
+            p++;
+            a++;
+        } else if (p < n && e[p].star) {
+            star_p = p++;
+            star_a = a;
+        } else if (star_p != SIZE_MAX) {
+            p = star_p + 1;
+            a = ++star_a;
+        } else {
+            free(e);
+            return 0;
+        }
+    }
+    while (p < n && e[p].star)
+        p++;
+    free(e);
+    return p == n;
+}
+
+/* ---- Power and exchanges -------------------------------------------------------------------- */
+
+static bool is_powered(struct tse_script *s, int iface)
+{
+    if (s->ops->is_powered)
+        return s->ops->is_powered(s->t, iface);
+    return s->powered[iface];
+}
+
+static void print_atr(struct tse_script *s)
+{
+    fputs(s->iface == TSE_IF_CONTACT ? "ATR: " : "ATS: ", s->out);
+    print_hex(s->out, s->atr[s->iface], s->atr_len[s->iface]);
+    fputc('\n', s->out);
+}
+
+/* A power event ends every session on the interface, logical channels included. The silent
+ * power on before a first APDU keeps the channel a script chose with `channel use`. */
+static void powered_now(struct tse_script *s, int iface, bool on, bool keep_channel)
+{
+    s->powered[iface] = on;
+    if (!keep_channel)
+        s->channel[iface] = 0;
+    if (on)
+        s->ever_powered[iface] = true;
+}
+
+static int store_atr(struct tse_script *s, const struct loc *l, const char *cmd, int rc, size_t len,
+                     bool quiet)
+{
+    if (rc)
+        return target_fail(s, l, cmd, rc);
+    if (len > ATR_CAP)
+        return fail(s, l, "%s: the target returned %zu bytes of ATR/ATS", cmd, len);
+    s->atr_len[s->iface] = len;
+    s->have_atr[s->iface] = true;
+    powered_now(s, s->iface, true, quiet);
+    if (!quiet)
+        print_atr(s);
+    return 0;
+}
+
+static int do_power_on(struct tse_script *s, const struct loc *l, const char *cmd, bool quiet)
+{
+    size_t len = 0;
+    int rc;
+    if (!s->ops->power_on)
+        return unsupported(s, l, cmd);
+    rc = s->ops->power_on(s->t, s->iface, s->atr[s->iface], ATR_CAP, &len);
+    return store_atr(s, l, cmd, rc, len, quiet);
+}
+
+static int do_reset(struct tse_script *s, const struct loc *l)
+{
+    size_t len = 0;
+    int rc;
+    /* A reset of a card that is off is what a reader does: a cold reset. */
+    if (!is_powered(s, s->iface))
+        return do_power_on(s, l, "reset", false);
+    if (!s->ops->reset)
+        return unsupported(s, l, "reset");
+    rc = s->ops->reset(s->t, s->iface, s->atr[s->iface], ATR_CAP, &len);
+    return store_atr(s, l, "reset", rc, len, false);
+}
+
+static int do_power_off(struct tse_script *s, const struct loc *l, const char *cmd)
+{
+    int rc;
+    if (!s->ops->power_off)
+        return unsupported(s, l, cmd);
+    rc = s->ops->power_off(s->t, s->iface);
+    if (rc)
+        return target_fail(s, l, cmd, rc);
+    powered_now(s, s->iface, false, false);
+    s->have_atr[s->iface] = false;
+    return 0;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void expect_failed(struct tse_script *s, const struct loc *l, const char *pattern)
+{
+    fprintf(s->err, "%s:%u: expected %s\n", l->file, l->line, pattern);
+    fprintf(s->err, "%s:%u: actual   ", l->file, l->line);
+    if (s->have_last)
+        print_rapdu(s->err, s->rbuf, s->rlen);
+    else
+        fputs("TORN (no response: power cut during a store write)", s->err);
+    fputc('\n', s->err);
+    fflush(s->err);
+    s->st.failures++;
+}
+
+/*
+ * Send c[0..clen) on logical channel `ch` of the current interface and check the response
+ * against `expect` (already expanded and validated; NULL = none) or the TORN keyword.
+ * c is modified in place when the channel bits of CLA are rewritten.
+ */
+static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_t clen, uint8_t ch,
+                    const char *expect, bool expect_torn, const char *cmd)
+{
+    struct timespec t0;
+    size_t rlen = 0;
+    double ms;
+    int rc, i;
+
+    if (!s->ops->transmit)
+        return unsupported(s, l, cmd);
+    if (!is_powered(s, s->iface)) {
+        if (!s->auto_power || s->ever_powered[s->iface])
+            return powered_off(s, l);
+        if (do_power_on(s, l, "power on", true))
+            return 1;
+    }
+    if (ch != 0) {
+        int cla = tse_cla_with_channel(c[0], ch);
+        if (cla < 0 || cla > 0xFF)
+            return fail(s, l, "CLA %02X cannot address logical channel %u", c[0], (unsigned)ch);
+        c[0] = (uint8_t)cla;
+    }
+    if (s->output) {
+        trace_prefix(s, ch);
+        fputs("-> ", s->out);
+        print_hex(s->out, c, clen);
+        fputc('\n', s->out);
+        fflush(s->out);
+    }
+
+    s->have_last = false;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = s->ops->transmit(s->t, s->iface, c, clen, s->rbuf, TSE_RAPDU_MAX, &rlen);
+    ms = ms_since(&t0);
+    s->st.exchanges++;
+
+    if (rc == TSE_ERR_TORN) {
+        /* A power cut turns every interface off. */
+        for (i = 0; i < TSE_IF_COUNT; i++) {
+            powered_now(s, i, false, false);
+            s->have_atr[i] = false;
+        }
+        if (s->output) {
+            trace_prefix(s, ch);
+            fputs("<- (no response: power cut during a store write; the card is off)", s->out);
+            if (s->timing)
+                fprintf(s->out, "  (%.3f ms)", ms);
+            fputc('\n', s->out);
+        }
+        if (expect_torn) {
+            s->st.expectations++;
+        } else if (expect) {
+            s->st.expectations++;
+            expect_failed(s, l, expect);
+            return 1;
+        }
+        return 0;
+    }
+    if (rc == TSE_ERR_POWERED_OFF) {
+        s->powered[s->iface] = false;
+        return powered_off(s, l);
+    }
+    if (rc)
+        return target_fail(s, l, cmd, rc);
+    if (rlen < 2 || rlen > TSE_RAPDU_MAX)
+        return fail(s, l, "%s: the target returned a response of %zu bytes", cmd, rlen);
+    s->rlen = rlen;
+    s->have_last = true;
+
+    if (s->output) {
+        trace_prefix(s, ch);
+        fputs("<- ", s->out);
+        print_rapdu(s->out, s->rbuf, rlen);
+        if (s->timing)
+            fprintf(s->out, "  (%.3f ms)", ms);
+        fputc('\n', s->out);
+        fflush(s->out);
+    }
+    if (expect_torn) {
+        s->st.expectations++;
+        expect_failed(s, l, "TORN");
+        return 1;
+    }
+    if (expect) {
+        s->st.expectations++;
+        if (tse_expect_match(expect, s->rbuf, rlen) != 1) {
+            expect_failed(s, l, expect);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint16_t last_sw(const struct tse_script *s)
+{
+    return (uint16_t)(s->rbuf[s->rlen - 2] << 8 | s->rbuf[s->rlen - 1]);
+}
+
+/* `HEX [=> EXPECT]` */
+static int exec_apdu(struct tse_script *s, const struct loc *l, char *line)
+{
+    struct sbuf apdu = {0}, pat = {0};
+    char *arrow;
+    const char *expect = NULL;
+    bool torn = false;
+    size_t clen = 0;
+    int rc = 1;
+
+    strip_comment(line, true);
+    arrow = strstr(line, "=>");
+    if (arrow) {
+        const char *e = skip_ws(arrow + 2);
+        *arrow = '\0';
+        if (!*e) {
+            rc = fail(s, l, "nothing after '=>'");
+            goto out;
+        }
+        if (kw(e, strlen(e), "torn")) {
+            torn = true;
+        } else {
+            if (expand(s, l, e, &pat))
+                goto out;
+            rtrim(pat.p);
+            if (tse_expect_match(pat.p, NULL, 0) < 0) {
+                rc = fail(s, l, "malformed expectation '%.200s'", pat.p);
+                goto out;
+            }
+            expect = pat.p;
+        }
+    }
+    if (expand(s, l, line, &apdu))
+        goto out;
+    if (decode_hex(s, l, "APDU", sb_str(&apdu), s->cbuf, CAPDU_MAX, &clen))
+        goto out;
+    if (clen == 0) {
+        rc = fail(s, l, "empty APDU");
+        goto out;
+    }
+    rc = exchange(s, l, s->cbuf, clen, s->channel[s->iface], expect, torn, "transmit");
+out:
+    sb_free(&apdu);
+    sb_free(&pat);
+    return rc;
+}
+
+/* ---- Commands ----------------------------------------------------------------------------- */
+
+static bool parse_u64(const char *p, size_t n, uint64_t *v)
+{
+    uint64_t x = 0;
+    size_t i;
+    if (n == 0)
+        return false;
+    if (n > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        if (n - 2 > 16)
+            return false;
+        for (i = 2; i < n; i++) {
+            int h = hexval((unsigned char)p[i]);
+            if (h < 0)
+                return false;
+            x = x << 4 | (uint64_t)h;
+        }
+        *v = x;
+        return true;
+    }
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        if (x > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+            return false;
+        x = x * 10 + (uint64_t)(p[i] - '0');
+    }
+    *v = x;
+    return true;
+}
+
+/* Next blank-separated word of *p; false at the end of the line. */
+static bool next_word(const char **p, const char **w, size_t *n)
+{
+    const char *q = skip_ws(*p);
+    if (!*q)
+        return false;
+    *w = q;
+    *n = word_len(q);
+    *p = q + *n;
+    return true;
+}
+
+static int no_more(struct tse_script *s, const struct loc *l, const char *cmd, const char *rest)
+{
+    const char *q = skip_ws(rest);
+    if (*q)
+        return fail(s, l, "%s: unexpected argument '%.*s'", cmd,
+                    (int)(word_len(q) > 40 ? 40 : word_len(q)), q);
+    return 0;
+}
+
+/* `on|off` for trace, timing and output. */
+static int cmd_flag(struct tse_script *s, const struct loc *l, const char *cmd, const char *rest,
+                    bool *flag)
+{
+    const char *w;
+    size_t n;
+    if (!next_word(&rest, &w, &n) || !(kw(w, n, "on") || kw(w, n, "off")))
+        return fail(s, l, "%s: expected 'on' or 'off'", cmd);
+    if (no_more(s, l, cmd, rest))
+        return 1;
+    *flag = kw(w, n, "on");
+    return 0;
+}
+
+static int cmd_power(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w;
+    size_t n;
+    if (!next_word(&rest, &w, &n) || !(kw(w, n, "on") || kw(w, n, "off")))
+        return fail(s, l, "power: expected 'on' or 'off'");
+    if (no_more(s, l, "power", rest))
+        return 1;
+    if (kw(w, n, "on"))
+        return do_power_on(s, l, "power on", false);
+    return do_power_off(s, l, "power off");
+}
+
+static int cmd_atr(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    struct tse_cl_params cp;
+    int rc;
+    if (no_more(s, l, "atr", rest))
+        return 1;
+    if (!is_powered(s, s->iface) && do_power_on(s, l, "atr", true))
+        return 1;
+    if (s->iface == TSE_IF_CONTACT) {
+        if (!s->have_atr[s->iface]) {
+            fputs("ATR: (unknown: the card was powered outside this script)\n", s->out);
+            return 0;
+        }
+        print_atr(s);
+        return 0;
+    }
+    if (!s->ops->cl_params)
+        return unsupported(s, l, "atr");
+    memset(&cp, 0, sizeof(cp));
+    rc = s->ops->cl_params(s->t, &cp);
+    if (rc)
+        return target_fail(s, l, "atr", rc);
+    fputs("UID: ", s->out);
+    print_hex(s->out, cp.uid, cp.uid_len < sizeof(cp.uid) ? cp.uid_len : sizeof(cp.uid));
+    fputs("\nATQA: ", s->out);
+    print_hex(s->out, cp.atqa, 2);
+    fputs("\nSAK: ", s->out);
+    print_hex(s->out, &cp.sak, 1);
+    fputs("\nATS: ", s->out);
+    print_hex(s->out, cp.ats, cp.ats_len < sizeof(cp.ats) ? cp.ats_len : sizeof(cp.ats));
+    fputc('\n', s->out);
+    return 0;
+}
+
+static int cmd_interface(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w;
+    size_t n;
+    if (!next_word(&rest, &w, &n)) {
+        fprintf(s->out, "interface: %s\n", iface_names[s->iface]);
+        return 0;
+    }
+    if (no_more(s, l, "interface", rest))
+        return 1;
+    if (kw(w, n, "contact"))
+        s->iface = TSE_IF_CONTACT;
+    else if (kw(w, n, "contactless"))
+        s->iface = TSE_IF_CONTACTLESS;
+    else
+        return fail(s, l, "interface: expected 'contact' or 'contactless'");
+    return 0;
+}
+
+static int parse_channel(struct tse_script *s, const struct loc *l, const char *cmd, const char *w,
+                         size_t n, uint8_t *ch)
+{
+    uint64_t v;
+    if (!parse_u64(w, n, &v) || v >= TSE_MAX_CHANNELS)
+        return fail(s, l, "%s: channel must be 0..%d", cmd, TSE_MAX_CHANNELS - 1);
+    *ch = (uint8_t)v;
+    return 0;
+}
+
+static int cmd_channel(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w, *a;
+    size_t n, an;
+    uint8_t ch;
+    if (!next_word(&rest, &w, &n)) {
+        fprintf(s->out, "channel: %u\n", (unsigned)s->channel[s->iface]);
+        return 0;
+    }
+    if (kw(w, n, "open")) {
+        /* MANAGE CHANNEL always goes on the basic channel: it must work whatever is open. */
+        uint8_t c[5] = {0x00, 0x70, 0x00, 0x00, 0x01};
+        uint16_t sw;
+        if (no_more(s, l, "channel open", rest))
+            return 1;
+        if (exchange(s, l, c, sizeof(c), 0, NULL, false, "channel open"))
+            return 1;
+        if (!s->have_last)
+            return fail(s, l, "channel open: no response (power cut)");
+        sw = last_sw(s);
+        if (sw != 0x9000)
+            return fail(s, l, "channel open: the card answered %04X", (unsigned)sw);
+        if (s->rlen != 3 || s->rbuf[0] == 0 || s->rbuf[0] >= TSE_MAX_CHANNELS)
+            return fail(s, l, "channel open: the card did not return a channel number 1..%d",
+                        TSE_MAX_CHANNELS - 1);
+        s->channel[s->iface] = s->rbuf[0];
+        fprintf(s->out, "channel %u opened\n", (unsigned)s->rbuf[0]);
+        return 0;
+    }
+    if (kw(w, n, "close")) {
+        uint8_t c[5] = {0x00, 0x70, 0x80, 0x00, 0x00};
+        uint16_t sw;
+        ch = s->channel[s->iface];
+        if (next_word(&rest, &a, &an) && parse_channel(s, l, "channel close", a, an, &ch))
+            return 1;
+        if (no_more(s, l, "channel close", rest))
+            return 1;
+        c[3] = ch;
+        if (exchange(s, l, c, sizeof(c), 0, NULL, false, "channel close"))
+            return 1;
+        if (!s->have_last)
+            return fail(s, l, "channel close: no response (power cut)");
+        sw = last_sw(s);
+        if (sw != 0x9000)
+            return fail(s, l, "channel close: the card answered %04X", (unsigned)sw);
+        if (s->channel[s->iface] == ch)
+            s->channel[s->iface] = 0;
+        fprintf(s->out, "channel %u closed\n", (unsigned)ch);
+        return 0;
+    }
+    if (kw(w, n, "use")) {
+        if (!next_word(&rest, &a, &an))
+            return fail(s, l, "channel use: missing channel number");
+        if (parse_channel(s, l, "channel use", a, an, &ch) || no_more(s, l, "channel use", rest))
+            return 1;
+        s->channel[s->iface] = ch;
+        return 0;
+    }
+    return fail(s, l, "channel: expected 'open', 'close [N]' or 'use N'");
+}
+
+static int cmd_tear(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w, *a;
+    size_t n, an;
+    uint64_t v = 0;
+    int rc;
+    if (!next_word(&rest, &w, &n))
+        return fail(s, l, "tear: expected 'at N' or 'off'");
+    if (kw(w, n, "at")) {
+        if (!next_word(&rest, &a, &an) || !parse_u64(a, an, &v) || v == 0)
+            return fail(s, l, "tear at: expected a store write number >= 1");
+#if ULONG_MAX < UINT64_MAX
+        if (v > ULONG_MAX)
+            return fail(s, l, "tear at: number too large");
+#endif
+    } else if (!kw(w, n, "off")) {
+        return fail(s, l, "tear: expected 'at N' or 'off'");
+    }
+    if (no_more(s, l, "tear", rest))
+        return 1;
+    if (!s->ops->tear_at)
+        return unsupported(s, l, "tear");
+    rc = s->ops->tear_at(s->t, (unsigned long)v);
+    return rc ? target_fail(s, l, "tear", rc) : 0;
+}
+
+static int cmd_set(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w, *name, *val;
+    size_t n, nn, vn;
+    uint64_t v;
+    int rc;
+    if (!next_word(&rest, &w, &n))
+        return fail(s, l, "set: expected 'next-random HEX' or 'counter NAME VALUE'");
+    if (kw(w, n, "next-random")) {
+        struct sbuf hex = {0};
+        uint8_t *b;
+        size_t len = 0;
+        if (expand(s, l, skip_ws(rest), &hex)) {
+            sb_free(&hex);
+            return 1;
+        }
+        b = malloc(hex.len / 2 + 1);
+        if (!b) {
+            sb_free(&hex);
+            return fail(s, l, "set next-random: out of memory");
+        }
+        rc = decode_hex(s, l, "set next-random", sb_str(&hex), b, hex.len / 2 + 1, &len);
+        sb_free(&hex);
+        if (!rc && len == 0)
+            rc = fail(s, l, "set next-random: no bytes given");
+        if (!rc && !s->ops->queue_random)
+            rc = unsupported(s, l, "set next-random");
+        if (!rc) {
+            int trc = s->ops->queue_random(s->t, b, len);
+            if (trc)
+                rc = target_fail(s, l, "set next-random", trc);
+        }
+        free(b);
+        return rc;
+    }
+    if (kw(w, n, "counter")) {
+        char nm[64];
+        if (!next_word(&rest, &name, &nn) || !next_word(&rest, &val, &vn))
+            return fail(s, l, "set counter: expected NAME VALUE");
+        if (nn >= sizeof(nm))
+            return fail(s, l, "set counter: name too long");
+        if (!parse_u64(val, vn, &v))
+            return fail(s, l, "set counter: bad value '%.*s' (decimal or 0x hex)",
+                        (int)(vn > 40 ? 40 : vn), val);
+        if (no_more(s, l, "set counter", rest))
+            return 1;
+        if (!s->ops->set_counter)
+            return unsupported(s, l, "set counter");
+        memcpy(nm, name, nn);
+        nm[nn] = '\0';
+        rc = s->ops->set_counter(s->t, nm, v);
+        return rc ? target_fail(s, l, "set counter", rc) : 0;
+    }
+    return fail(s, l, "set: unknown setting '%.*s' (next-random, counter)", (int)(n > 40 ? 40 : n),
+                w);
+}
+
+static int cmd_get(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w, *name;
+    size_t n, nn;
+    char nm[64];
+    uint64_t v = 0;
+    int rc;
+    if (!next_word(&rest, &w, &n) || !kw(w, n, "counter"))
+        return fail(s, l, "get: expected 'counter NAME'");
+    if (!next_word(&rest, &name, &nn))
+        return fail(s, l, "get counter: missing NAME");
+    if (nn >= sizeof(nm))
+        return fail(s, l, "get counter: name too long");
+    if (no_more(s, l, "get counter", rest))
+        return 1;
+    if (!s->ops->get_counter)
+        return unsupported(s, l, "get counter");
+    memcpy(nm, name, nn);
+    nm[nn] = '\0';
+    rc = s->ops->get_counter(s->t, nm, &v);
+    if (rc)
+        return target_fail(s, l, "get counter", rc);
+    fprintf(s->out, "%s = %llu\n", nm, (unsigned long long)v);
+    return 0;
+}
+
+static int cmd_echo(struct tse_script *s, const struct loc *l, const char *text)
+{
+    struct sbuf b = {0};
+    int rc = expand(s, l, text, &b);
+    if (!rc) {
+        fputs(sb_str(&b), s->out);
+        fputc('\n', s->out);
+        fflush(s->out);
+    }
+    sb_free(&b);
+    return rc;
+}
+
+static int cmd_let(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *p = skip_ws(rest), *name = p, *why;
+    size_t n = name_len(p), len = 0;
+    struct sbuf hex = {0};
+    uint8_t *b;
+    int rc;
+    if (n == 0)
+        return fail(s, l, "let: expected NAME = EXPR");
+    if ((n == 1 && name[0] == 'R') || (n == 2 && name[0] == 'S' && name[1] == 'W'))
+        return fail(s, l, "let: $%.*s is set by each exchange and cannot be assigned", (int)n,
+                    name);
+    p = skip_ws(p + n);
+    if (*p != '=')
+        return fail(s, l, "let: expected '=' after the name");
+    if (expand(s, l, skip_ws(p + 1), &hex)) {
+        sb_free(&hex);
+        return 1;
+    }
+    b = malloc(hex.len / 2 + 1);
+    if (!b) {
+        sb_free(&hex);
+        return fail(s, l, "let: out of memory");
+    }
+    rc = decode_hex(s, l, "let", sb_str(&hex), b, hex.len / 2 + 1, &len);
+    sb_free(&hex);
+    if (!rc && len > VALUE_MAX)
+        rc = fail(s, l, "let: value longer than %u bytes", (unsigned)VALUE_MAX);
+    if (!rc && (why = var_set(s, name, n, b, len)) != NULL)
+        rc = fail(s, l, "let: %s", why);
+    free(b);
+    return rc;
+}
+
+static int stream_run(struct tse_script *s, FILE *in, const char *file);
+
+static int cmd_include(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *arg = skip_ws(rest), *slash;
+    unsigned before = s->st.failures;
+    struct stat st;
+    char *path;
+    const char *why;
+    size_t dl = 0;
+    FILE *f;
+
+    if (!*arg)
+        return fail(s, l, "include: missing file name");
+    if (s->depth >= INCLUDE_MAX) {
+        s->unwind = true;
+        return fail(s, l, "include: nested more than %d levels deep (an include loop?)",
+                    INCLUDE_MAX);
+    }
+    /* Relative names are relative to the including script, so suites can move as a whole. */
+    slash = strrchr(l->file, '/');
+    if (arg[0] != '/' && slash)
+        dl = (size_t)(slash - l->file) + 1;
+    path = malloc(dl + strlen(arg) + 1);
+    if (!path)
+        return fail(s, l, "include: out of memory");
+    memcpy(path, l->file, dl);
+    memcpy(path + dl, arg, strlen(arg) + 1);
+
+    /* Devices and FIFOs could block or never end. */
+    why = NULL;
+    if (stat(path, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    if (why) {
+        int rc = fail(s, l, "include: %s: %s", path, why);
+        free(path);
+        return rc;
+    }
+    f = fopen(path, "r");
+    if (!f) {
+        int rc = fail(s, l, "include: %s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    if (stream_run(s, f, path) < 0)
+        fail(s, l, "include: %s: read error", path);
+    fclose(f);
+    free(path);
+    if (s->unwind && s->depth <= 1)
+        s->unwind = false;
+    if (s->exit_req)
+        return 2;
+    return s->st.failures != before;
+}
+
+static void cmd_help(struct tse_script *s)
+{
+    fputs("APDUs:\n"
+          "  HEX [=> EXPECT]          send a C-APDU; EXPECT: hex, X = any nibble,\n"
+          "                           * = any bytes, or TORN\n"
+          "  0xCLA 0xINS 0xP1 0xP2 0xLC [0xDATA..] 0xLE;   apdutool form\n"
+          "Card:\n"
+          "  power on | power off | reset | atr\n"
+          "  interface contact|contactless\n"
+          "  channel open | channel close [N] | channel use N\n"
+          "  tear at N | tear off\n"
+          "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
+          "Script:\n"
+          "  let NAME = EXPR          hex, $NAME, $R, $SW, $NAME[a:b]\n"
+          "  echo TEXT | include FILE | trace on|off | timing on|off | output on|off\n"
+          "  help | exit | quit\n"
+          "apdutool: powerup; powerdown; echo \"text\"; output on|off; delay N;\n",
+          s->out);
+}
+
+/* Hex-only words and words with a digit are APDUs with a typo, worth a hex error message;
+ * other words are misspelt commands. */
+static bool looks_like_apdu(const char *w, size_t n)
+{
+    size_t i;
+    bool all_hex = true;
+    if (w[0] == '$')
+        return true;
+    for (i = 0; i < n && w[i] != '$' && w[i] != '='; i++) {
+        if (w[i] >= '0' && w[i] <= '9')
+            return true;
+        if (hexval((unsigned char)w[i]) < 0)
+            all_hex = false;
+    }
+    return all_hex;
+}
+
+/* One statement in apdu-shell syntax; `text` starts at a non-blank character. */
+static int exec_tse(struct tse_script *s, const struct loc *l, const char *text)
+{
+    size_t n = word_len(text);
+    const char *rest;
+    char *line;
+    int rc;
+
+    /* echo prints its text as written, comment characters included. */
+    if (kw(text, n, "echo"))
+        return cmd_echo(s, l, skip_ws(text + n));
+
+    line = dup_str(text);
+    if (!line)
+        return fail(s, l, "out of memory");
+    strip_comment(line, false);
+    n = word_len(line);
+    rest = line + n;
+
+    if (kw(line, n, "reset"))
+        rc = no_more(s, l, "reset", rest) ? 1 : do_reset(s, l);
+    else if (kw(line, n, "power"))
+        rc = cmd_power(s, l, rest);
+    else if (kw(line, n, "powerup"))
+        rc = no_more(s, l, "powerup", rest) ? 1 : do_power_on(s, l, "powerup", false);
+    else if (kw(line, n, "powerdown"))
+        rc = no_more(s, l, "powerdown", rest) ? 1 : do_power_off(s, l, "powerdown");
+    else if (kw(line, n, "atr"))
+        rc = cmd_atr(s, l, rest);
+    else if (kw(line, n, "interface"))
+        rc = cmd_interface(s, l, rest);
+    else if (kw(line, n, "channel"))
+        rc = cmd_channel(s, l, rest);
+    else if (kw(line, n, "tear"))
+        rc = cmd_tear(s, l, rest);
+    else if (kw(line, n, "set"))
+        rc = cmd_set(s, l, rest);
+    else if (kw(line, n, "get"))
+        rc = cmd_get(s, l, rest);
+    else if (kw(line, n, "trace"))
+        rc = cmd_flag(s, l, "trace", rest, &s->trace);
+    else if (kw(line, n, "timing"))
+        rc = cmd_flag(s, l, "timing", rest, &s->timing);
+    else if (kw(line, n, "output"))
+        rc = cmd_flag(s, l, "output", rest, &s->output);
+    else if (kw(line, n, "let"))
+        rc = cmd_let(s, l, rest);
+    else if (kw(line, n, "include"))
+        rc = cmd_include(s, l, rest);
+    else if (kw(line, n, "delay")) {
+        const char *w;
+        size_t wn;
+        uint64_t v;
+        /* Accepted for apdutool scripts; the emulator has no timing-dependent behaviour. */
+        if (!next_word(&rest, &w, &wn) || !parse_u64(w, wn, &v))
+            rc = fail(s, l, "delay: expected milliseconds");
+        else
+            rc = no_more(s, l, "delay", rest);
+    } else if (kw(line, n, "exit") || kw(line, n, "quit")) {
+        rc = no_more(s, l, "exit", rest);
+        if (!rc) {
+            s->exit_req = true;
+            rc = 2;
+        }
+    } else if (kw(line, n, "help")) {
+        cmd_help(s);
+        rc = 0;
+    } else if (looks_like_apdu(line, n)) {
+        rc = exec_apdu(s, l, line);
+    } else {
+        rc = fail(s, l, "unknown command '%.*s' (try 'help')", (int)(n > 40 ? 40 : n), line);
+    }
+    free(line);
+    return rc;
+}
+
+/* ---- apdutool syntax ---------------------------------------------------------------------- */
+
+static bool starts_0x(const char *p)
+{
+    return p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+}
+
+/* Index of the first ';' outside double quotes, or -1. */
+static long find_semicolon(const char *p)
+{
+    bool quoted = false;
+    long i;
+    for (i = 0; p[i]; i++) {
+        if (p[i] == '"')
+            quoted = !quoted;
+        else if (p[i] == ';' && !quoted)
+            return i;
+    }
+    return -1;
+}
+
+/* Does this statement belong to apdutool syntax? Decided per statement so files can mix. */
+static bool is_apdutool(const char *p)
+{
+    size_t n = 0;
+    char *copy;
+    bool r;
+    if (starts_0x(p))
+        return true;
+    while (p[n] && !is_blank((unsigned char)p[n]) && p[n] != ';')
+        n++;
+    if (kw(p, n, "powerup") || kw(p, n, "powerdown") || kw(p, n, "output") || kw(p, n, "delay"))
+        return true;
+    if (!kw(p, n, "echo") || *skip_ws(p + n) != '"')
+        return false;
+    /* `echo "x"` without ';' is the apdu-shell echo, which prints the quotes too. */
+    copy = dup_str(p);
+    if (!copy)
+        return false;
+    strip_comment(copy, false);
+    r = find_semicolon(copy) >= 0;
+    free(copy);
+    return r;
+}
+
+/* `0xCLA 0xINS 0xP1 0xP2 0xLC [data] 0xLE` */
+static int exec_apdutool_apdu(struct tse_script *s, const struct loc *l, const char *p)
+{
+    uint8_t *b = s->cbuf;
+    size_t n = 0, lc;
+    for (;;) {
+        const char *w;
+        size_t wn;
+        if (!next_word(&p, &w, &wn))
+            break;
+        if (wn < 3 || wn > 4 || !starts_0x(w) || hexval((unsigned char)w[2]) < 0 ||
+            (wn == 4 && hexval((unsigned char)w[3]) < 0))
+            return fail(s, l, "apdutool: expected a byte like 0x1F, got '%.*s'",
+                        (int)(wn > 40 ? 40 : wn), w);
+        if (n >= CAPDU_MAX)
+            return fail(s, l, "apdutool: APDU longer than %u bytes", CAPDU_MAX);
+        b[n++] =
+            (uint8_t)(wn == 3 ? hexval((unsigned char)w[2])
+                              : hexval((unsigned char)w[2]) << 4 | hexval((unsigned char)w[3]));
+    }
+    if (n < 6)
+        return fail(s, l, "apdutool: expected CLA INS P1 P2 LC [DATA] LE, got %zu bytes", n);
+    lc = b[4];
+    if (n != lc + 6)
+        return fail(s, l, "apdutool: LC is 0x%02X but %zu data bytes follow before LE",
+                    (unsigned)lc, n - 6);
+    if (lc == 0) {
+        /* No data: header and Le only (case 2). */
+        b[4] = b[5];
+        n = 5;
+    }
+    return exchange(s, l, b, n, s->channel[s->iface], NULL, false, "transmit");
+}
+
+/* One apdutool statement without its ';'. Anything else falls back to apdu-shell syntax. */
+static int exec_apdutool_stmt(struct tse_script *s, const struct loc *l, char *stmt)
+{
+    const char *p = skip_ws(stmt);
+    size_t n;
+    rtrim(stmt);
+    if (!*p)
+        return 0;
+    if (starts_0x(p))
+        return exec_apdutool_apdu(s, l, p);
+    n = word_len(p);
+    if (kw(p, n, "echo") && *skip_ws(p + n) == '"') {
+        const char *q = skip_ws(p + n) + 1;
+        const char *end = strrchr(q, '"');
+        if (!end || *skip_ws(end + 1))
+            return fail(s, l, "echo: expected \"text\"");
+        fprintf(s->out, "%.*s\n", (int)(end - q), q);
+        return 0;
+    }
+    return exec_tse(s, l, p);
+}
+
+/*
+ * A line that starts in apdutool syntax: run each ';'-terminated statement. A trailing
+ * statement without ';' runs as is, except that when `carry` is given (a stream) an
+ * unfinished APDU is handed back to continue on the next line.
+ */
+static int exec_apdutool_text(struct tse_script *s, const struct loc *l, const char *text,
+                              struct sbuf *carry)
+{
+    char *buf = dup_str(text), *p;
+    int result = 0;
+    if (!buf)
+        return fail(s, l, "out of memory");
+    strip_comment(buf, false);
+    p = buf;
+    for (;;) {
+        long semi = find_semicolon(p);
+        int rc;
+        if (semi < 0) {
+            const char *rest = skip_ws(p);
+            if (!*rest)
+                break;
+            if (carry && starts_0x(rest)) {
+                sb_add(carry, rest, strlen(rest));
+                break;
+            }
+            rc = exec_apdutool_stmt(s, l, p);
+        } else {
+            p[semi] = '\0';
+            rc = exec_apdutool_stmt(s, l, p);
+            p += semi + 1;
+        }
+        if (rc == 2 || s->exit_req) {
+            result = 2;
+            break;
+        }
+        if (rc)
+            result = 1;
+        if ((rc && s->stop_on_fail) || s->unwind || semi < 0)
+            break;
+    }
+    free(buf);
+    return result;
+}
+
+static int exec_line(struct tse_script *s, const struct loc *l, const char *text,
+                     struct sbuf *carry)
+{
+    const char *p = skip_ws(text);
+    if (!*p || *p == '#' || (p[0] == '/' && p[1] == '/'))
+        return 0;
+    if (is_apdutool(p))
+        return exec_apdutool_text(s, l, p, carry);
+    return exec_tse(s, l, p);
+}
+
+/* ---- Streams ------------------------------------------------------------------------------ */
+
+/* Read one line without its newline. 1 = a line, 0 = end of input. Lines longer than
+ * TEXT_MAX are consumed and flagged rather than buffered. */
+static int read_line(FILE *in, struct sbuf *b, bool *too_long, bool *has_nul)
+{
+    char chunk[256];
+    size_t n = 0;
+    int c;
+    bool any = false;
+    b->len = 0;
+    b->bad = false;
+    sb_add(b, "", 0);
+    *too_long = false;
+    *has_nul = false;
+    while ((c = getc(in)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (c == '\0')
+            *has_nul = true;
+        chunk[n++] = (char)c;
+        if (n == sizeof(chunk)) {
+            sb_add(b, chunk, n);
+            n = 0;
+        }
+    }
+    sb_add(b, chunk, n);
+    if (b->bad)
+        *too_long = true;
+    if (b->p && b->len && b->p[b->len - 1] == '\r' && !b->bad)
+        b->p[--b->len] = '\0';
+    return any;
+}
+
+/*
+ * A line read while an apdutool APDU spans lines. Returns -1 when the line does not continue
+ * it (the caller then runs the line by itself), else the result of running the statement
+ * (0 while it is still incomplete).
+ */
+static int continue_apdu(struct tse_script *s, const char *file, struct sbuf *pend,
+                         unsigned *pend_line, unsigned lineno, const char *t)
+{
+    char *copy = dup_str(t);
+    const char *p;
+    struct loc pl;
+    struct sbuf stmt;
+    int rc;
+    pl.file = file;
+    pl.line = *pend_line;
+    if (!copy) {
+        sb_free(pend);
+        return fail(s, &pl, "out of memory");
+    }
+    strip_comment(copy, false);
+    p = skip_ws(copy);
+    /* Only bytes continue an APDU, so that a forgotten ';' cannot swallow the whole file. */
+    if (*p && !starts_0x(p)) {
+        free(copy);
+        sb_free(pend);
+        fail(s, &pl, "apdutool statement not terminated by ';'");
+        return -1;
+    }
+    sb_add(pend, " ", 1);
+    sb_add(pend, copy, strlen(copy));
+    free(copy);
+    if (pend->bad) {
+        sb_free(pend);
+        return fail(s, &pl, "statement longer than %u bytes", (unsigned)TEXT_MAX);
+    }
+    if (find_semicolon(sb_str(pend)) < 0)
+        return 0;
+    stmt = *pend;
+    memset(pend, 0, sizeof(*pend));
+    rc = exec_apdutool_text(s, &pl, sb_str(&stmt), pend);
+    sb_free(&stmt);
+    if (pend->len)
+        *pend_line = lineno;
+    if (pend->bad) {
+        sb_free(pend);
+        rc = fail(s, &pl, "statement longer than %u bytes", (unsigned)TEXT_MAX);
+    }
+    return rc;
+}
+
+static int stream_run(struct tse_script *s, FILE *in, const char *file)
+{
+    struct sbuf line = {0}, pend = {0};
+    unsigned before = s->st.failures, lineno = 0, pend_line = 0;
+    bool too_long, has_nul;
+
+    s->depth++;
+    while (!s->exit_req && !s->unwind && read_line(in, &line, &too_long, &has_nul)) {
+        struct loc l;
+        const char *t;
+        int rc;
+        lineno++;
+        l.file = file;
+        l.line = lineno;
+        if (too_long || line.bad) {
+            rc = fail(s, &l, "line longer than %u bytes", (unsigned)TEXT_MAX);
+        } else if (has_nul) {
+            rc = fail(s, &l, "NUL byte in line");
+        } else {
+            t = sb_str(&line);
+            if (lineno == 1 && strncmp(t, "\xEF\xBB\xBF", 3) == 0)
+                t += 3;
+            rc = -1;
+            if (pend.len) {
+                rc = continue_apdu(s, file, &pend, &pend_line, lineno, t);
+                if (rc == -1 && s->stop_on_fail)
+                    break;
+            }
+            if (rc == -1) {
+                rc = exec_line(s, &l, t, &pend);
+                if (pend.len)
+                    pend_line = lineno;
+                if (pend.bad) {
+                    rc = fail(s, &l, "statement longer than %u bytes", (unsigned)TEXT_MAX);
+                    sb_free(&pend);
+                }
+            }
+        }
+        if (rc == 2)
+            break;
+        if (rc && s->stop_on_fail)
+            break;
+    }
+    if (pend.len && !s->exit_req && !s->unwind && !(s->stop_on_fail && s->st.failures != before)) {
+        struct loc pl;
+        pl.file = file;
+        pl.line = pend_line;
+        fail(s, &pl, "apdutool statement not terminated by ';'");
+    }
+    sb_free(&pend);
+    sb_free(&line);
+    s->depth--;
+    if (ferror(in))
+        return -1;
+    return (int)(s->st.failures - before);
+}
+
+/* ---- Public API --------------------------------------------------------------------------- */
+
+struct tse_script *tse_script_new(const struct tse_target_ops *ops, void *target,
+                                  const struct tse_script_opts *opts)
+{
+    struct tse_script *s;
+    if (!ops)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cbuf = malloc(CAPDU_MAX);
+    s->rbuf = malloc(TSE_RAPDU_MAX);
+    if (!s->cbuf || !s->rbuf) {
+        tse_script_free(s);
+        return NULL;
+    }
+    s->ops = ops;
+    s->t = target;
+    s->out = opts && opts->out ? opts->out : stdout;
+    s->err = opts && opts->err ? opts->err : stderr;
+    s->timing = opts && opts->timing;
+    s->trace = opts && opts->trace;
+    s->stop_on_fail = opts && opts->stop_on_fail;
+    s->auto_power = opts && opts->auto_power;
+    s->output = true;
+    s->iface = TSE_IF_CONTACT;
+    return s;
+}
+
+void tse_script_free(struct tse_script *s)
+{
+    size_t i;
+    if (!s)
+        return;
+    for (i = 0; i < s->nvars; i++) {
+        free(s->vars[i].name);
+        free(s->vars[i].v);
+    }
+    free(s->vars);
+    free(s->cbuf);
+    free(s->rbuf);
+    free(s);
+}
+
+/* Leaving the outermost public call ends the effect of `exit` and of an include loop. */
+static void leave(struct tse_script *s)
+{
+    if (--s->busy == 0) {
+        s->exit_req = false;
+        s->unwind = false;
+    }
+}
+
+int tse_script_run_line(struct tse_script *s, const char *text, const char *file, unsigned line)
+{
+    struct loc l;
+    int rc;
+    if (!s || !text)
+        return 1;
+    l.file = file ? file : "<input>";
+    l.line = line;
+    s->busy++;
+    rc = exec_line(s, &l, text, NULL);
+    if (s->exit_req)
+        rc = 2;
+    leave(s);
+    return rc;
+}
+
+int tse_script_run_stream(struct tse_script *s, FILE *in, const char *file)
+{
+    int rc;
+    if (!s || !in)
+        return -1;
+    s->busy++;
+    rc = stream_run(s, in, file ? file : "<stream>");
+    leave(s);
+    return rc;
+}
+
+int tse_script_run_file(struct tse_script *s, const char *path)
+{
+    FILE *f;
+    int rc;
+    if (!s || !path)
+        return -1;
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    rc = tse_script_run_stream(s, f, path);
+    fclose(f);
+    return rc;
+}
+
+void tse_script_stats(const struct tse_script *s, struct tse_script_stats *st)
+{
+    if (!st)
+        return;
+    if (!s) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
+    *st = s->st;
+}
+
+void tse_script_where(const struct tse_script *s, int *iface, unsigned *channel)
+{
+    if (iface)
+        *iface = s ? s->iface : TSE_IF_CONTACT;
+    if (channel)
+        *channel = s ? s->channel[s->iface] : 0;
+}
