@@ -20,8 +20,9 @@ build: deps
 demo: build
 	@scripts/demo.sh $(BUILD)
 
-# Sanitized build (ASan + UBSan, clang), every test through ctest, short fuzz runs.
-check: deps
+# The gcc build (warnings are errors there too), then a sanitized clang build (ASan + UBSan)
+# in which every test runs through ctest, fuzzers included.
+check: build
 	@CC=clang cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DTSE_SANITIZE=ON \
 		-DTSE_FUZZ=ON -DTSE_FUZZ_RUNS=$(FUZZ_RUNS) >/dev/null
 	@cmake --build $(CHECK_BUILD) -j $(JOBS)

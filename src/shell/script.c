@@ -1019,7 +1019,7 @@ static int cmd_channel(struct tse_script *s, const struct loc *l, const char *re
 {
     const char *w, *a;
     size_t n, an;
-    uint8_t ch;
+    uint8_t ch = 0;
     if (!next_word(&rest, &w, &n)) {
         fprintf(s->out, "channel: %u\n", (unsigned)s->channel[s->iface]);
         return 0;
