@@ -13,4 +13,5 @@ awk '
 /tear sweep:|kill -9:/ { printf "%-28s %s\n", name, $0 }
 /^Done [0-9]+ runs/ { printf "%-28s fuzz: %s\n", name, $0 }
 /^apdu-shell: [0-9]+ exchanges/ { printf "%-28s %s\n", name, $0 }
+/^pcsc-test: / { printf "%-28s %s\n", name, $0 }
 ' "$log"

@@ -295,6 +295,9 @@ static int fail(struct tse_script *s, const struct loc *l, const char *fmt, ...)
 
 static int target_fail(struct tse_script *s, const struct loc *l, const char *cmd, int rc)
 {
+    const char *detail = s->ops->last_error ? s->ops->last_error(s->t) : NULL;
+    if (detail && *detail)
+        return fail(s, l, "%s: %s (%s)", cmd, tse_strerror(rc), detail);
     return fail(s, l, "%s: %s", cmd, tse_strerror(rc));
 }
 

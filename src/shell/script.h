@@ -31,10 +31,20 @@ struct tse_target_ops {
     int (*get_counter)(void *t, const char *name, uint64_t *v);
     /* Contactless UID/ATQA/SAK/ATS for `atr` on the contactless interface. */
     int (*cl_params)(void *t, struct tse_cl_params *p);
+    /* Details of the last failure (e.g. the PC/SC error), or NULL. May be NULL. */
+    const char *(*last_error)(void *t);
 };
 
 /* The in-process card as a target (target_card.c). */
 extern const struct tse_target_ops tse_target_card_ops;
+
+/* A card in a PC/SC reader as a target (target_pcsc.c). `reader` is an index from 0 or a
+ * substring of the reader name. Returns NULL and a message in err when pcscd or the reader
+ * cannot be reached. Only the contact interface exists; tear, random and counter commands
+ * are not supported. */
+extern const struct tse_target_ops tse_target_pcsc_ops;
+void *tse_target_pcsc_open(const char *reader, char *err, size_t errlen);
+void tse_target_pcsc_close(void *t);
 
 struct tse_script_opts {
     FILE *out;         /* transcript ("-> …", "<- …", messages); NULL = stdout */

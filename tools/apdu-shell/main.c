@@ -34,10 +34,13 @@ static void on_sigint(int sig)
 
 static void usage(FILE *f)
 {
-    fputs("usage: apdu-shell --card IMG [--profile FILE] [-f SCRIPT]... [--timing] [--trace]\n"
-          "                  [--stop-on-fail] [--fsync] [--no-auto-power] [--help] [--version]\n"
+    fputs("usage: apdu-shell (--card IMG [--profile FILE] | --reader NAME|INDEX) [-f SCRIPT]...\n"
+          "                  [--timing] [--trace] [--stop-on-fail] [--fsync] [--no-auto-power]\n"
+          "                  [--help] [--version]\n"
           "\n"
           "  --card IMG        card image; created from the profile if it does not exist\n"
+          "  --reader R        instead of an image, the card in PC/SC reader R: an index from\n"
+          "                    0 or part of the reader name (e.g. \"Virtual PCD 00 00\")\n"
           "  --profile FILE    profile for a new image (default: the built-in profile)\n"
           "  -f SCRIPT         run a script (repeatable); without -f, read stdin or, on a\n"
           "                    terminal, start an interactive session\n"
@@ -181,7 +184,7 @@ static void interactive(struct tse_script *s)
 
 int main(int argc, char **argv)
 {
-    const char *img = NULL, *profile = NULL;
+    const char *img = NULL, *profile = NULL, *reader = NULL;
     const char *scripts[MAX_SCRIPTS];
     size_t nscripts = 0, i;
     struct tse_script_opts so;
@@ -198,6 +201,10 @@ int main(int argc, char **argv)
         const char **val = NULL;
         if (strcmp(o, "--card") == 0)
             val = &img;
+        else if (strcmp(o, "--reader") == 0)
+            val = &reader;
+        else if (strncmp(o, "--reader=", 9) == 0)
+            reader = o + 9;
         else if (strcmp(o, "--profile") == 0)
             val = &profile;
         else if (strcmp(o, "-f") == 0 || strcmp(o, "--file") == 0) {
@@ -240,21 +247,37 @@ int main(int argc, char **argv)
             *val = argv[++a];
         }
     }
-    if (!img || !*img) {
-        fputs("apdu-shell: --card IMG is required\n", stderr);
+    if ((!img || !*img) == (!reader || !*reader)) {
+        fputs("apdu-shell: give either --card IMG or --reader NAME|INDEX\n", stderr);
         usage(stderr);
         return 2;
     }
 
-    rc = open_card(&card, img, profile, fsync);
-    if (rc)
-        return rc;
+    const struct tse_target_ops *ops = &tse_target_card_ops;
+    void *target;
+    if (reader) {
+        char err[512];
+        if (profile || fsync)
+            fputs("apdu-shell: --profile and --fsync apply to card images only\n", stderr);
+        target = tse_target_pcsc_open(reader, err, sizeof(err));
+        if (!target) {
+            fprintf(stderr, "apdu-shell: %s\n", err);
+            return 2;
+        }
+        ops = &tse_target_pcsc_ops;
+    } else {
+        rc = open_card(&card, img, profile, fsync);
+        if (rc)
+            return rc;
+        target = card;
+    }
     so.out = stdout;
     so.err = stderr;
-    s = tse_script_new(&tse_target_card_ops, card, &so);
+    s = tse_script_new(ops, target, &so);
     if (!s) {
         fputs("apdu-shell: out of memory\n", stderr);
         tse_card_free(card);
+        tse_target_pcsc_close(reader ? target : NULL);
         return 2;
     }
 
@@ -289,6 +312,8 @@ int main(int argc, char **argv)
                 st.expectations, st.failures);
     tse_script_free(s);
     tse_card_free(card);
+    if (reader)
+        tse_target_pcsc_close(target);
     fflush(stdout);
     if (io_error)
         return 2;
