@@ -3,7 +3,7 @@
 BUILD       ?= build
 CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
-FUZZ_RUNS   ?= 200000
+FUZZ_RUNS   ?= 500000
 
 .PHONY: all deps build demo check bench format clean
 
@@ -31,7 +31,7 @@ check: build
 		cd .. && scripts/test-summary.sh $(CHECK_BUILD); exit $$rc
 
 bench: build
-	@$(BUILD)/bin/tse-bench
+	@scripts/bench.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -28,7 +28,9 @@ pcsc_isolate() {
 pcsc_start() {
     PCSC_RUN="$1"
     mkdir -p "$PCSC_RUN"
-    setsid pcscd --foreground --apdu >"$PCSC_RUN/pcscd.log" 2>&1 </dev/null &
+    # PCSC_PREFIX (e.g. "taskset -c 0") and PCSCD_FLAGS (default --apdu) may be set.
+    # shellcheck disable=SC2086
+    setsid ${PCSC_PREFIX:-} pcscd --foreground ${PCSCD_FLAGS---apdu} >"$PCSC_RUN/pcscd.log" 2>&1 </dev/null &
     PCSCD_PID=$!
     i=0
     while [ ! -S /run/pcscd/pcscd.comm ]; do

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/vpcd_internal.h"
 #include "tse/sw.h"
-#include "tse/vpcd.h"
 
 #define VPCD_POWER_OFF 0x00
 #define VPCD_POWER_ON  0x01
@@ -70,9 +70,8 @@ static void quickack(int fd)
 static int read_exact(int fd, uint8_t *buf, size_t len, volatile sig_atomic_t *stop)
 {
     while (len) {
-        quickack(fd);
+        quickack(fd); /* not sticky: re-armed before every receive */
         ssize_t r = recv(fd, buf, len, 0);
-        quickack(fd);
         if (r == 0)
             return 1;
         if (r < 0) {
@@ -151,7 +150,7 @@ static void log_hex(FILE *f, const char *dir, const uint8_t *b, size_t len)
 }
 
 /* Serve one connection. 0: vpcd closed it; 1: stop requested; -1: socket error. */
-static int session(struct tse_card *card, int fd, const struct tse_vpcd_options *o, FILE *log)
+int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_options *o, FILE *log)
 {
     static uint8_t in[VPCD_MAX_MSG], out[TSE_RAPDU_MAX];
     const char *ifn = o->iface == TSE_IF_CONTACT ? "contact" : "contactless";
@@ -263,7 +262,7 @@ int tse_vpcd_serve(struct tse_card *card, const struct tse_vpcd_options *opt)
                 o.iface == TSE_IF_CONTACT ? "contact" : "contactless");
         fflush(log);
         told = false;
-        int r = session(card, fd, &o, log);
+        int r = tse_vpcd_session(card, fd, &o, log);
         close(fd);
         tse_card_power_off(card, o.iface); /* a removed card has no power */
         if (r == 1)
