@@ -89,6 +89,9 @@ bool tse_aid_has_prefix(const struct tse_aid *aid, const uint8_t *prefix, size_t
 
 /* Hex helpers, used by the profile reader, the shell and the tests. */
 
+/** Value of one ASCII hex digit (0..15), or -1 for any other character. */
+int tse_hex_digit(int c);
+
 /**
  * Decode hex digits, ignoring spaces and tabs.
  * @retval >=0 number of bytes written

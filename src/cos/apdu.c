@@ -165,7 +165,7 @@ bool tse_aid_has_prefix(const struct tse_aid *aid, const uint8_t *prefix, size_t
     return len <= aid->len && (len == 0 || memcmp(aid->b, prefix, len) == 0);
 }
 
-static int hexval(char c)
+int tse_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -185,7 +185,7 @@ int tse_hex_decode(const char *hex, uint8_t *out, size_t cap)
     for (const char *p = hex; *p; p++) {
         if (*p == ' ' || *p == '\t')
             continue;
-        int v = hexval(*p);
+        int v = tse_hex_digit((unsigned char)*p);
         if (v < 0)
             return TSE_ERR_PARSE;
         if (hi < 0) {

@@ -84,17 +84,6 @@ static bool is_blank(int c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int lower(int c)
 {
     return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
@@ -511,7 +500,7 @@ static int decode_hex(struct tse_script *s, const struct loc *l, const char *wha
     for (p = hex; *p; p++) {
         if (*p == ' ' || *p == '\t')
             continue;
-        if (hexval((unsigned char)*p) < 0) {
+        if (tse_hex_digit((unsigned char)*p) < 0) {
             unsigned char c = (unsigned char)*p;
             if (c >= 0x20 && c < 0x7f)
                 return fail(s, l, "%s: unexpected character '%c'", what, c);
@@ -567,7 +556,7 @@ static int pattern_parse(const char *pat, struct pel **out, size_t *count)
         if (c == 'X' || c == 'x') {
             nv = 0;
             nm = 0;
-        } else if ((h = hexval(c)) >= 0) {
+        } else if ((h = tse_hex_digit(c)) >= 0) {
             nv = (uint8_t)h;
             nm = 0xF;
         } else {
@@ -888,7 +877,7 @@ static bool parse_u64(const char *p, size_t n, uint64_t *v)
         if (n - 2 > 16)
             return false;
         for (i = 2; i < n; i++) {
-            int h = hexval((unsigned char)p[i]);
+            int h = tse_hex_digit((unsigned char)p[i]);
             if (h < 0)
                 return false;
             x = x << 4 | (uint64_t)h;
@@ -1323,7 +1312,7 @@ static bool looks_like_apdu(const char *w, size_t n)
     for (i = 0; i < n && w[i] != '$' && w[i] != '='; i++) {
         if (w[i] >= '0' && w[i] <= '9')
             return true;
-        if (hexval((unsigned char)w[i]) < 0)
+        if (tse_hex_digit((unsigned char)w[i]) < 0)
             all_hex = false;
     }
     return all_hex;
@@ -1460,15 +1449,15 @@ static int exec_apdutool_apdu(struct tse_script *s, const struct loc *l, const c
         size_t wn;
         if (!next_word(&p, &w, &wn))
             break;
-        if (wn < 3 || wn > 4 || !starts_0x(w) || hexval((unsigned char)w[2]) < 0 ||
-            (wn == 4 && hexval((unsigned char)w[3]) < 0))
+        if (wn < 3 || wn > 4 || !starts_0x(w) || tse_hex_digit((unsigned char)w[2]) < 0 ||
+            (wn == 4 && tse_hex_digit((unsigned char)w[3]) < 0))
             return fail(s, l, "apdutool: expected a byte like 0x1F, got '%.*s'",
                         (int)(wn > 40 ? 40 : wn), w);
         if (n >= CAPDU_MAX)
             return fail(s, l, "apdutool: APDU longer than %u bytes", CAPDU_MAX);
-        b[n++] =
-            (uint8_t)(wn == 3 ? hexval((unsigned char)w[2])
-                              : hexval((unsigned char)w[2]) << 4 | hexval((unsigned char)w[3]));
+        b[n++] = (uint8_t)(wn == 3 ? tse_hex_digit((unsigned char)w[2])
+                                   : tse_hex_digit((unsigned char)w[2]) << 4 |
+                                         tse_hex_digit((unsigned char)w[3]));
     }
     if (n < 6)
         return fail(s, l, "apdutool: expected CLA INS P1 P2 LC [DATA] LE, got %zu bytes", n);

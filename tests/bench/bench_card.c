@@ -8,22 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench_util.h"
 #include <unistd.h>
 
 #include "tse/card.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static struct tse_card *fresh(const char *path, int fsync_on)
 {
@@ -51,24 +40,23 @@ static void run(const char *name, const char *path, int fsync_on, const uint8_t 
     double *lat = malloc(sizeof(double) * (size_t)iters);
     static uint8_t r[TSE_RAPDU_MAX];
     size_t n;
-    double t0 = now_us();
+    double t0 = bench_now_us();
     for (int i = 0; i < iters; i++) {
-        double a = now_us();
+        double a = bench_now_us();
         if (tse_card_transmit(c, TSE_IF_CONTACT, cmd, len, r, sizeof(r), &n) != 0 ||
             r[n - 2] != 0x90) {
             fprintf(stderr, "tse-bench: %s: exchange failed\n", name);
             exit(1);
         }
-        lat[i] = now_us() - a;
+        lat[i] = bench_now_us() - a;
     }
-    double total = now_us() - t0;
-    qsort(lat, (size_t)iters, sizeof(double), cmp);
+    double total = bench_now_us() - t0;
     struct tse_card_stats st;
     tse_card_stats(c, &st);
     printf("%-34s %9.0f APDU/s   p50 %8.2f us   p99 %8.2f us   (%d exchanges, %lu store "
            "writes, %lu compactions)\n",
-           name, iters / (total / 1e6), lat[iters / 2], lat[(size_t)iters * 99 / 100], iters,
-           st.writes, st.compactions);
+           name, iters / (total / 1e6), bench_percentile(lat, (size_t)iters, 50),
+           bench_percentile(lat, (size_t)iters, 99), iters, st.writes, st.compactions);
     free(lat);
     tse_card_free(c);
     unlink(path);

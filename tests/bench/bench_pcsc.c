@@ -8,20 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include <PCSC/winscard.h>
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -49,9 +38,9 @@ int main(int argc, char **argv)
     DWORD rl = sizeof(r);
     SCardTransmit(h, SCARD_PCI_T1, sel, sizeof(sel), NULL, r, &rl);
     double *lat = malloc(sizeof(double) * (size_t)n);
-    double t0 = now_us();
+    double t0 = bench_now_us();
     for (int i = 0; i < n; i++) {
-        double a = now_us();
+        double a = bench_now_us();
         rl = sizeof(r);
         rv = SCardTransmit(h, SCARD_PCI_T1, cmd, sizeof(cmd), NULL, r, &rl);
         if (rv != SCARD_S_SUCCESS || rl != 18 || r[16] != 0x90) {
@@ -59,13 +48,12 @@ int main(int argc, char **argv)
                     pcsc_stringify_error(rv));
             return 1;
         }
-        lat[i] = now_us() - a;
+        lat[i] = bench_now_us() - a;
     }
-    double total = now_us() - t0;
-    qsort(lat, (size_t)n, sizeof(double), cmp);
+    double total = bench_now_us() - t0;
     printf("%-34s %9.0f APDU/s   p50 %8.2f us   p99 %8.2f us   (%d exchanges)\n",
-           "PC/SC: pcscd + vpcd + tse-card", n / (total / 1e6), lat[n / 2],
-           lat[(size_t)n * 99 / 100], n);
+           "PC/SC: pcscd + vpcd + tse-card", n / (total / 1e6),
+           bench_percentile(lat, (size_t)n, 50), bench_percentile(lat, (size_t)n, 99), n);
     free(lat);
     SCardDisconnect(h, SCARD_LEAVE_CARD);
     SCardReleaseContext(ctx);

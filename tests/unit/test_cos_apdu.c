@@ -148,6 +148,11 @@ static void test_hex_and_aid(void **state)
 {
     (void)state;
     uint8_t b[4];
+    assert_int_equal(tse_hex_digit('7'), 7);
+    assert_int_equal(tse_hex_digit('c'), 12);
+    assert_int_equal(tse_hex_digit('F'), 15);
+    assert_int_equal(tse_hex_digit('g'), -1);
+    assert_int_equal(tse_hex_digit(0x80 + '1'), -1);
     assert_int_equal(tse_hex_decode("0a B1\tff", b, sizeof(b)), 3);
     assert_int_equal(b[1], 0xB1);
     assert_int_equal(tse_hex_decode("ABC", b, sizeof(b)), TSE_ERR_PARSE);
