@@ -34,6 +34,9 @@ struct tse_response {
     uint8_t *data;
     size_t len;
     size_t cap;
+    /** The data is (or ends with) a secure messaging trailer that must go out with any status
+     * word; otherwise response data is dropped when the SW is an error. */
+    bool sm_trailer;
 };
 
 /** Append bytes to a response. @retval TSE_ERR_BUFFER_TOO_SMALL would exceed cap */

@@ -13,6 +13,7 @@
 
 #include "cos/card_internal.h"
 #include "cos/profile_internal.h"
+#include "gp/gp_internal.h"
 #include "tse/sw.h"
 
 #define INS_MANAGE_CHANNEL 0x70
@@ -149,6 +150,25 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         tse_store_abort(c->store);
     if (!rc)
         rc = tse_rng_init(c);
+    if (!rc) {
+        /* The issuer security domain comes first; it is the default application on every
+         * interface no profile instance claims. */
+        static uint8_t params[2048];
+        size_t plen = tse_isd_params(&c->prof, params, sizeof(params));
+        uint8_t claimed = 0;
+        for (size_t i = 0; i < c->prof.n_instances; i++)
+            claimed |= c->prof.instances[i].default_on;
+        struct tse_aid pkg, mod;
+        uint16_t sw;
+        tse_aid_set(&pkg, (const uint8_t *)TSE_GP_PACKAGE_AID, 7);
+        tse_aid_set(&mod, (const uint8_t *)TSE_GP_SD_MODULE_AID, 8);
+        rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof.isd_aid, params, plen, 0, 0,
+                                   (uint8_t)(3u & ~claimed), &sw)
+                  : TSE_ERR_INVALID_ARG;
+        if (rc && err && errlen)
+            snprintf(err, errlen, "%s: cannot install the issuer security domain: %s",
+                     name ? name : "profile", tse_strerror(rc));
+    }
     for (size_t i = 0; !rc && i < c->prof.n_instances; i++) {
         const struct tse_profile_instance *pi = &c->prof.instances[i];
         uint16_t sw;
@@ -467,13 +487,16 @@ static int park(struct tse_chan *ch, const uint8_t *data, size_t len)
  *    gets 6Cxx.
  */
 static int shape(struct tse_card *c, int iface, struct tse_chan *ch, const struct tse_apdu *a,
-                 const uint8_t *data, size_t len, uint16_t sw, struct out *o)
+                 const uint8_t *data, size_t len, uint16_t sw, bool sm_trailer, struct out *o)
 {
     uint8_t sw1 = (uint8_t)(sw >> 8);
     bool normal = sw == SW_NO_ERROR;
     bool warning = sw1 == 0x62 || sw1 == 0x63;
-    if (!normal && !warning)
-        len = 0;
+    if (!normal && !warning) {
+        if (!sm_trailer || len + 2 > o->cap)
+            len = 0;
+        return emit(o, data, len, sw); /* an error answer is never split or re-sized */
+    }
     if (len == 0)
         return emit_sw(o, sw);
     size_t ne = a->ne;
@@ -559,7 +582,7 @@ static int run_applet(struct tse_card *c, int iface, uint8_t chn, const struct t
     struct tse_instance *in = &c->inst[ch->sel];
     struct tse_ctx ctx;
     tse_rt_ctx(c, ch->sel, iface, chn, &ctx);
-    struct tse_response rsp = {c->rbuf, 0, TSE_APDU_MAX_NE};
+    struct tse_response rsp = {c->rbuf, 0, TSE_APDU_MAX_NE, false};
     uint16_t sw = in->mod->ops->process(&ctx, a, &rsp);
     tse_rt_end_callback(c, &ctx);
     if (tse_store_torn(c->store))
@@ -568,7 +591,7 @@ static int run_applet(struct tse_card *c, int iface, uint8_t chn, const struct t
         rsp.len = 0;
     if (a->ins == INS_SELECT && a->p1 == 0x04 && (a->p2 & 0x0C) == 0x0C)
         rsp.len = 0; /* P2 asked for no response data */
-    return shape(c, iface, ch, a, rsp.data, rsp.len, sw, o);
+    return shape(c, iface, ch, a, rsp.data, rsp.len, sw, rsp.sm_trailer, o);
 }
 
 static int select_df_name(struct tse_card *c, int iface, uint8_t chn, const struct tse_apdu *a,

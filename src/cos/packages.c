@@ -3,8 +3,10 @@
 #include "tse/applet.h"
 
 extern const struct tse_package_def tse_diag_package;
+extern const struct tse_package_def tse_gp_package;
 
 const struct tse_package_def *const tse_native_packages[] = {
+    &tse_gp_package,
     &tse_diag_package,
     NULL,
 };

@@ -607,6 +607,20 @@ static int finish(struct parser *ps)
     }
     if (p->deterministic && !p->seed_len)
         return fail(ps, "[deterministic] needs a seed");
+    /* The secure channels need their sequence counters even when a profile names none. */
+    static const struct tse_profile_counter seqs[] = {{"scp02_sequence", 0, 0xFFFF},
+                                                      {"scp03_sequence", 0, 0xFFFFFF}};
+    for (size_t k = 0; k < 2; k++) {
+        bool have = false;
+        for (size_t i = 0; i < p->n_counters; i++)
+            have |= strcmp(p->counters[i].name, seqs[k].name) == 0;
+        if (!have) {
+            if (p->n_counters == TSE_MAX_COUNTERS)
+                return fail(ps, "no room for counter %s (at most %d counters)", seqs[k].name,
+                            TSE_MAX_COUNTERS);
+            p->counters[p->n_counters++] = seqs[k];
+        }
+    }
     return 0;
 }
 

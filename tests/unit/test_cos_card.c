@@ -73,12 +73,15 @@ static void test_malformed(void **state)
     assert_string_equal(tt_xfer(c, CT, "A0A4040000"), "6E00");
     assert_string_equal(tt_xfer(c, CT, "0060000000"), "6D00");
     assert_string_equal(tt_xfer(c, CT, "0090000000"), "6D00");
-    assert_string_equal(tt_xfer(c, CT, "80CA9F7F00"), "6D00"); /* nothing selected */
+    /* the issuer security domain is the default application: it answers the CPLC */
+    assert_int_equal(strncmp(tt_xfer(c, CT, "80CA9F7F00"), "9F7F2A", 6), 0);
     assert_string_equal(tt_xfer(c, CT, "01B0000000"), "6881"); /* channel 1 not open */
     assert_string_equal(tt_xfer(c, CT, "4FB0000000"), "6881"); /* channel 19 not open */
     assert_string_equal(tt_xfer(c, CT, "00C0000000"), "6985"); /* nothing to get */
-    assert_string_equal(tt_xfer(c, CT, "00A4040008A000000151000000"), "6A82");
-    assert_string_equal(tt_xfer(c, CT, "00A4040000"), "6A82"); /* no default application */
+#define ISD_FCI "6F108408A000000151000000A5049F6501FF9000"
+    assert_string_equal(tt_xfer(c, CT, "00A4040008A000000151000000"), ISD_FCI);
+    assert_string_equal(tt_xfer(c, CT, "00A4040000"), ISD_FCI); /* the default application */
+    assert_string_equal(tt_xfer(c, CT, "00A4040008A000000999000000"), ISD_FCI); /* to the ISD */
     assert_string_equal(tt_xfer(c, CT, SELECT_DIAG), "6F0A8408" DIAG_AID "9000");
     assert_string_equal(tt_xfer(c, CT, "00A4041008" DIAG_AID), "6A86");
     assert_string_equal(tt_xfer(c, CT, "00A4040108" DIAG_AID), "6A86");
@@ -98,7 +101,8 @@ static void test_select(void **state)
     assert_string_equal(tt_xfer(c, CT, "8024000010"), "000003E8000000000000000000000000"
                                                       "9000");
     assert_string_equal(tt_xfer(c, CL, "8024000010"), "6D00");
-    assert_string_equal(tt_xfer(c, CL, "00A4040000"), "6A82");
+    /* the ISD is the default wherever no profile instance claims the interface */
+    assert_string_equal(tt_xfer(c, CL, "00A4040000"), ISD_FCI);
     assert_string_equal(tt_xfer(c, CT, "00A4040000"), "6F0A8408" DIAG_AID "9000");
     /* partial AID: first, then next occurrences in registry order */
     assert_string_equal(tt_xfer(c, CL, "00A4040005F074736544"), "6F0A8408" DIAG_AID "9000");
@@ -285,7 +289,8 @@ static void test_transactions_and_isolation(void **state)
     /* services: only bytes cross, and only to allowed callers */
     assert_string_equal(tt_xfer(c, CL, "8054000008" DIAG_AID), "00000384000000640000000100000002"
                                                                "9000");
-    assert_string_equal(tt_xfer(c, CL, "8054000008A000000151000000"), "6A82");
+    assert_string_equal(tt_xfer(c, CL, "8054000008A000000151000000"), "6982"); /* no service */
+    assert_string_equal(tt_xfer(c, CL, "8054000008A000000999000000"), "6A82");
     /* persistent state survives closing and reopening the image */
     tse_card_free(c);
     char err[256];

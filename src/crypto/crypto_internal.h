@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one crypto wrapper of tse, over Mbed TLS 2.28: block ciphers, the MACs GlobalPlatform
+ * and the transit purse use, the SCP03 KDF, padding and key check values. No cipher is
+ * written by hand here; every function is a thin composition of Mbed TLS primitives.
+ * All functions return 0 or a negative tse_err (TSE_ERR_INVALID_ARG for bad lengths).
+ */
+#ifndef TSE_CRYPTO_INTERNAL_H
+#define TSE_CRYPTO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ISO 9797-1 padding method 2: append 80, then 00 up to a multiple of bs (always >= 1 byte).
+ * Returns the padded length; out must hold len + bs bytes (out may equal in). */
+size_t tse_pad80(const uint8_t *in, size_t len, size_t bs, uint8_t *out);
+/* Length of the data before the 80 00.. padding, or -1 if the padding is malformed. */
+long tse_unpad80(const uint8_t *in, size_t len);
+
+/* 2-key 3DES (K1 K2 K1), 16-byte keys. len a multiple of 8. */
+int tse_des3_ecb(const uint8_t key[16], bool encrypt, const uint8_t *in, size_t len, uint8_t *out);
+int tse_des3_cbc(const uint8_t key[16], bool encrypt, const uint8_t iv[8], const uint8_t *in,
+                 size_t len, uint8_t *out);
+/* Single DES ECB of one block with an 8-byte key. */
+int tse_des_ecb(const uint8_t key[8], const uint8_t in[8], uint8_t out[8]);
+
+/* Full 3DES MAC: 3DES-CBC over pad80(data), ICV given (NULL = zero), last block. */
+int tse_mac_des3_full(const uint8_t key[16], const uint8_t *icv, const uint8_t *data, size_t len,
+                      uint8_t mac[8]);
+/* ISO 9797-1 MAC algorithm 3 ("retail MAC") with padding method 2: single DES with K1 over
+ * all blocks but the last, 3DES on the last; ICV given (NULL = zero). */
+int tse_mac_retail(const uint8_t key[16], const uint8_t *icv, const uint8_t *data, size_t len,
+                   uint8_t mac[8]);
+
+/* AES with 16-, 24- or 32-byte keys. len a multiple of 16. */
+int tse_aes_ecb(const uint8_t *key, size_t klen, bool encrypt, const uint8_t *in, size_t len,
+                uint8_t *out);
+int tse_aes_cbc(const uint8_t *key, size_t klen, bool encrypt, const uint8_t iv[16],
+                const uint8_t *in, size_t len, uint8_t *out);
+/* AES-CMAC (NIST SP 800-38B) over the concatenation of two buffers (b may be NULL). */
+int tse_aes_cmac2(const uint8_t *key, size_t klen, const uint8_t *a, size_t alen, const uint8_t *b,
+                  size_t blen, uint8_t mac[16]);
+
+/* SCP03 KDF: NIST SP 800-108 counter mode with AES-CMAC (GP Amendment D §6.2.2). */
+int tse_scp03_kdf(const uint8_t *key, size_t klen, uint8_t constant, size_t out_bits,
+                  const uint8_t *context, size_t clen, uint8_t *out);
+
+/* Key check values: 3DES = ECB(key, 00 x 8); AES = ECB(key, 01 x 16); first n bytes. */
+int tse_kcv_des3(const uint8_t key[16], uint8_t *kcv, size_t n);
+int tse_kcv_aes(const uint8_t *key, size_t klen, uint8_t *kcv, size_t n);
+
+/* Constant-time comparison (true when equal). */
+bool tse_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
+/* Overwrite secrets. */
+void tse_wipe(void *p, size_t len);
+
+#endif

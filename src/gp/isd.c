@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The issuer security domain (ISD): selection and FCI, the data objects host tools read
+ * before and while authenticating (CPLC, card data, key information, sequence counter, IIN,
+ * CIN, KDD), and secure channel sessions (SCP02/SCP03) per logical channel and interface.
+ * The registry and content management come with the card manager (issue #5).
+ *
+ * Persistent objects: OBJ_KEYS (key sets), OBJ_IDENT (CPLC, IIN, CIN, KDD).
+ * Transient: one CLEAR_ON_RESET area per logical channel holding that channel's session; it
+ * is cleared by SELECT of another application, deselect, reset, power off and any failed
+ * check (tse_scp_* closes the session itself).
+ */
+#include <string.h>
+
+#include "gp/gp_internal.h"
+#include "tse/scp.h"
+#include "tse/sw.h"
+
+#define OBJ_KEYS  1
+#define OBJ_IDENT 2
+
+#define KEYSET_LEN (5 + 3 * 32) /* kvn scp i type key_len enc mac dek */
+#define KEYS_LEN   (1 + TSE_MAX_KEYSETS * KEYSET_LEN)
+#define IDENT_LEN  (42 + 1 + 16 + 1 + 16 + 10)
+
+#define RAM_SESSION0 0x100 /* + channel */
+
+#define INS_INITIALIZE_UPDATE     0x50
+#define INS_EXTERNAL_AUTHENTICATE 0x82
+#define INS_GET_DATA              0xCA
+#define INS_SELECT                0xA4
+
+/* GlobalPlatform OIDs used in card recognition data (GP 2.3.1 card spec, §H.2). */
+static const uint8_t OID_GP[] = {0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B};
+
+/* ---- install parameters --------------------------------------------------------------------- */
+
+size_t tse_isd_params(const struct tse_profile *p, uint8_t *out, size_t cap)
+{
+    size_t need = 1 + IDENT_LEN + 1 + p->n_keysets * KEYSET_LEN;
+    if (cap < need)
+        return 0;
+    size_t n = 0;
+    out[n++] = (uint8_t)p->life_cycle;
+    memcpy(out + n, p->cplc, 42);
+    n += 42;
+    out[n++] = (uint8_t)p->iin_len;
+    memcpy(out + n, p->iin, 16);
+    n += 16;
+    out[n++] = (uint8_t)p->cin_len;
+    memcpy(out + n, p->cin, 16);
+    n += 16;
+    /* key diversification data: IC fabricator, IC type, IC serial and batch from the CPLC */
+    memcpy(out + n, p->cplc, 4);
+    memcpy(out + n + 4, p->cplc + 12, 6);
+    n += 10;
+    out[n++] = (uint8_t)p->n_keysets;
+    for (size_t i = 0; i < p->n_keysets; i++) {
+        const struct tse_keyset *k = &p->keysets[i];
+        out[n++] = k->kvn;
+        out[n++] = k->scp;
+        out[n++] = k->i;
+        out[n++] = (uint8_t)k->type;
+        out[n++] = k->key_len;
+        memcpy(out + n, k->enc, 32);
+        memcpy(out + n + 32, k->mac, 32);
+        memcpy(out + n + 64, k->dek, 32);
+        n += 96;
+    }
+    return n;
+}
+
+static uint16_t isd_install(struct tse_ctx *ctx, const uint8_t *params, size_t len)
+{
+    if (len < 1 + IDENT_LEN + 1)
+        return SW_WRONG_DATA;
+    size_t nk = params[1 + IDENT_LEN];
+    if (nk > TSE_MAX_KEYSETS || len != 1 + IDENT_LEN + 1 + nk * KEYSET_LEN)
+        return SW_WRONG_DATA;
+    const uint8_t *p;
+    int rc = tse_ctx_pmem_get(ctx, OBJ_IDENT, IDENT_LEN, &p, NULL);
+    if (!rc)
+        rc = tse_ctx_pmem_write(ctx, OBJ_IDENT, 0, params + 1, IDENT_LEN);
+    if (!rc)
+        rc = tse_ctx_pmem_get(ctx, OBJ_KEYS, KEYS_LEN, &p, NULL);
+    if (!rc)
+        rc = tse_ctx_pmem_write(ctx, OBJ_KEYS, 0, params + 1 + IDENT_LEN, 1 + nk * KEYSET_LEN);
+    return tse_sw_from_err(rc);
+}
+
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
+
+static const uint8_t *ident(struct tse_ctx *ctx)
+{
+    const uint8_t *p;
+    return tse_ctx_pmem_get(ctx, OBJ_IDENT, 0, &p, NULL) == 0 ? p : NULL;
+}
+
+/* Key set by KVN (0 = the first one, the card's default). */
+static bool keyset(struct tse_ctx *ctx, uint8_t kvn, struct tse_scp_keys *k)
+{
+    const uint8_t *p;
+    if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
+        return false;
+    for (size_t i = 0; i < p[0]; i++) {
+        const uint8_t *e = p + 1 + i * KEYSET_LEN;
+        if (kvn == 0 || e[0] == kvn) {
+            k->kvn = e[0];
+            k->scp = e[1];
+            k->i = e[2];
+            k->key_len = e[4];
+            memcpy(k->enc, e + 5, 32);
+            memcpy(k->mac, e + 37, 32);
+            memcpy(k->dek, e + 69, 32);
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct tse_scp_session *session(struct tse_ctx *ctx)
+{
+    uint8_t *m;
+    if (tse_ctx_transient(ctx, (uint16_t)(RAM_SESSION0 + tse_ctx_channel(ctx)),
+                          sizeof(struct tse_scp_session), TSE_CLEAR_ON_RESET, &m) != 0)
+        return NULL;
+    return (struct tse_scp_session *)(void *)m;
+}
+
+static void end_session(struct tse_ctx *ctx)
+{
+    struct tse_scp_session *s = session(ctx);
+    if (s)
+        tse_scp_close(s);
+}
+
+static const char *counter_name(uint8_t scp)
+{
+    return scp == 2 ? "scp02_sequence" : "scp03_sequence";
+}
+
+static int put_tlv(struct tse_response *r, const uint8_t *tag, size_t tlen, const uint8_t *v,
+                   size_t vlen)
+{
+    uint8_t l[2];
+    size_t ln = 0;
+    if (vlen > 127)
+        l[ln++] = 0x81;
+    l[ln++] = (uint8_t)vlen;
+    int rc = tse_response_append(r, tag, tlen);
+    if (!rc)
+        rc = tse_response_append(r, l, ln);
+    if (!rc)
+        rc = tse_response_append(r, v, vlen);
+    return rc;
+}
+
+/* ---- commands
+ * ------------------------------------------------------------------------------------ */
+
+static uint16_t fci(struct tse_ctx *ctx, struct tse_response *rsp)
+{
+    const struct tse_aid *aid = tse_ctx_aid(ctx);
+    uint8_t b[64];
+    size_t n = 0;
+    b[n++] = 0x84;
+    b[n++] = aid->len;
+    memcpy(b + n, aid->b, aid->len);
+    n += aid->len;
+    static const uint8_t a5[] = {0xA5, 0x04, 0x9F, 0x65, 0x01, 0xFF}; /* max command data */
+    memcpy(b + n, a5, sizeof(a5));
+    n += sizeof(a5);
+    static const uint8_t tag6f = 0x6F;
+    return put_tlv(rsp, &tag6f, 1, b, n) ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
+/* Card recognition data (tag 66 / 73): GP OIDs and the default key set's SCP and i. */
+static int card_data(struct tse_ctx *ctx, struct tse_response *rsp)
+{
+    struct tse_scp_keys k = {.scp = 3, .i = 0x70};
+    keyset(ctx, 0, &k);
+    uint8_t b[80];
+    size_t n = 0;
+    /* 06: GP RID OID {globalPlatform 1} */
+    b[n++] = 0x06;
+    b[n++] = 7;
+    memcpy(b + n, OID_GP, 6);
+    b[n + 6] = 0x01;
+    n += 7;
+    /* 60: card management type and version {globalPlatform 2 2 3 1} */
+    static const uint8_t v60[] = {0x60, 0x0C, 0x06, 0x0A, 0x2A, 0x86, 0x48,
+                                  0x86, 0xFC, 0x6B, 0x02, 0x02, 0x03, 0x01};
+    memcpy(b + n, v60, sizeof(v60));
+    n += sizeof(v60);
+    /* 63: card identification scheme {globalPlatform 3} */
+    static const uint8_t v63[] = {0x63, 0x09, 0x06, 0x07, 0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B, 0x03};
+    memcpy(b + n, v63, sizeof(v63));
+    n += sizeof(v63);
+    /* 64: secure channel protocol and option {globalPlatform 4 scp i} */
+    uint8_t v64[] = {0x64, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B, 0x04, k.scp, k.i};
+    memcpy(b + n, v64, sizeof(v64));
+    n += sizeof(v64);
+    uint8_t t73[2 + 80];
+    t73[0] = 0x73;
+    t73[1] = (uint8_t)n;
+    memcpy(t73 + 2, b, n);
+    static const uint8_t tag66 = 0x66;
+    return put_tlv(rsp, &tag66, 1, t73, n + 2);
+}
+
+/* Key information template (tag E0): one C0 entry per key. */
+static int key_info(struct tse_ctx *ctx, struct tse_response *rsp)
+{
+    const uint8_t *p;
+    if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
+        return TSE_ERR_NOT_FOUND;
+    uint8_t b[TSE_MAX_KEYSETS * 3 * 6];
+    size_t n = 0;
+    for (size_t i = 0; i < p[0]; i++) {
+        const uint8_t *e = p + 1 + i * KEYSET_LEN;
+        bool aes = e[3] == TSE_KEY_AES;
+        for (uint8_t kid = 1; kid <= 3; kid++) {
+            b[n++] = 0xC0;
+            b[n++] = 0x04;
+            b[n++] = kid;
+            b[n++] = e[0];
+            b[n++] = aes ? 0x88 : 0x80;
+            b[n++] = e[4];
+        }
+    }
+    static const uint8_t tage0 = 0xE0;
+    return put_tlv(rsp, &tage0, 1, b, n);
+}
+
+static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct tse_response *rsp)
+{
+    const uint8_t *id = ident(ctx);
+    if (!id)
+        return SW_UNKNOWN;
+    uint16_t tag = (uint16_t)(a->p1 << 8 | a->p2);
+    uint8_t t[2] = {a->p1, a->p2};
+    int rc;
+    switch (tag) {
+    case 0x9F7F:
+        rc = put_tlv(rsp, t, 2, id, 42);
+        break;
+    case 0x0066:
+        rc = card_data(ctx, rsp);
+        break;
+    case 0x00E0:
+        rc = key_info(ctx, rsp);
+        break;
+    case 0x0042:
+        rc = put_tlv(rsp, t + 1, 1, id + 43, id[42]);
+        break;
+    case 0x0045:
+        rc = put_tlv(rsp, t + 1, 1, id + 60, id[59]);
+        break;
+    case 0x00CF:
+        rc = put_tlv(rsp, t + 1, 1, id + 76, 10);
+        break;
+    case 0x00C1: {
+        struct tse_scp_keys k;
+        uint64_t v = 0;
+        if (!keyset(ctx, 0, &k) || tse_ctx_counter_get(ctx, counter_name(k.scp), &v) != 0)
+            return SW_REFERENCED_DATA_NOT_FOUND;
+        uint8_t c[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+        rc = k.scp == 2 ? put_tlv(rsp, t + 1, 1, c + 1, 2) : put_tlv(rsp, t + 1, 1, c, 3);
+        break;
+    }
+    default:
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    }
+    return rc ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
+static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
+                                  struct tse_response *rsp)
+{
+    struct tse_scp_session *s = session(ctx);
+    if (!s)
+        return SW_FILE_FULL;
+    tse_scp_close(s); /* a new INITIALIZE UPDATE ends any session on this channel */
+    struct tse_scp_keys k;
+    if (!keyset(ctx, a->p1, &k))
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    if (a->lc != tse_scp_challenge_len(&k))
+        return SW_WRONG_LENGTH;
+    const char *cn = counter_name(k.scp);
+    uint64_t seq;
+    if (tse_ctx_counter_get(ctx, cn, &seq) != 0)
+        return SW_UNKNOWN;
+    /* The response carries the incremented value; it is spent even if authentication then
+     * fails (docs/scp.md). */
+    int rc = tse_ctx_counter_set(ctx, cn, seq + 1);
+    if (rc == TSE_ERR_INVALID_ARG)
+        return SW_CONDITIONS_NOT_SATISFIED; /* the counter is exhausted */
+    if (rc)
+        return tse_sw_from_err(rc);
+    seq++;
+    bool pseudo = k.scp == 2 ? (k.i & 0x40) != 0 : (k.i & 0x10) != 0;
+    uint8_t chal[16];
+    if (!pseudo && tse_ctx_random(ctx, chal, k.scp == 2 ? 6 : tse_scp_challenge_len(&k)) != 0)
+        return SW_UNKNOWN;
+    const uint8_t *id = ident(ctx);
+    size_t n;
+    rc = tse_scp_card_initialize_update(s, &k, id + 76, (uint32_t)seq, a->data, a->lc,
+                                        pseudo ? NULL : chal, tse_ctx_aid(ctx), rsp->data, rsp->cap,
+                                        &n);
+    if (rc)
+        return SW_UNKNOWN;
+    rsp->len = n;
+    return SW_NO_ERROR;
+}
+
+static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
+                            struct tse_response *rsp)
+{
+    struct tse_cla_info ci = tse_cla_decode(in->cla);
+    if (in->ins == INS_SELECT && in->p1 == 0x04 && !ci.proprietary) {
+        end_session(ctx);
+        return fci(ctx, rsp);
+    }
+    struct tse_scp_session *s = session(ctx);
+    if (!s)
+        return SW_FILE_FULL;
+    if (in->ins == INS_INITIALIZE_UPDATE && ci.proprietary && !ci.sm)
+        return initialize_update(ctx, in, rsp);
+    if (in->ins == INS_EXTERNAL_AUTHENTICATE && ci.proprietary)
+        return tse_scp_card_external_authenticate(s, in);
+
+    /* Everything else goes through the channel's session: checked and decrypted here. */
+    static uint8_t plainbuf[TSE_APDU_MAX_DATA + 32];
+    struct tse_apdu a;
+    uint16_t sw;
+    if (ci.sm && !s->authenticated)
+        return SW_SECURITY_STATUS_NOT_SATISFIED; /* protected command, no session */
+    sw = tse_scp_card_unwrap(s, in, &a, plainbuf, sizeof(plainbuf));
+    if (sw != SW_NO_ERROR)
+        return sw;
+    switch (a.ins) {
+    case INS_GET_DATA: /* tools send it with CLA 80 and, for the CPLC, also 00 */
+        sw = get_data(ctx, &a, rsp);
+        break;
+    default:
+        sw = SW_INS_NOT_SUPPORTED;
+        break;
+    }
+    uint8_t sw1 = (uint8_t)(sw >> 8);
+    if (sw != SW_NO_ERROR && sw1 != 0x62 && sw1 != 0x63)
+        rsp->len = 0;
+    if (tse_scp_card_wrap_response(s, rsp->data, &rsp->len, rsp->cap, sw) != 0)
+        return SW_UNKNOWN;
+    rsp->sm_trailer = rsp->len > 0; /* an SCP02 R-MAC goes with error SWs too */
+    return sw;
+}
+
+static void isd_deselect(struct tse_ctx *ctx)
+{
+    end_session(ctx);
+}
+
+static const struct tse_applet_ops isd_ops = {
+    .install = isd_install,
+    .deselect = isd_deselect,
+    .process = isd_process,
+};
+
+static const uint8_t pkg_aid[] = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50};
+static const uint8_t mod_aid[] = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50, 0x41};
+
+static const struct tse_module_def isd_modules[] = {
+    {"security-domain", mod_aid, sizeof(mod_aid), TSE_MODULE_MULTISELECTABLE, &isd_ops},
+};
+
+const struct tse_package_def tse_gp_package = {
+    "globalplatform", pkg_aid, sizeof(pkg_aid), 1, 0, isd_modules, 1,
+};
