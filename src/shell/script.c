@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "shell/script.h"
+#include "tse/scp.h"
 #include "tse/apdu.h"
 #include "tse/error.h"
 
@@ -69,6 +70,11 @@ struct tse_script {
     size_t var_bytes;
 
     struct tse_script_stats st;
+    /* Host side of secure channels opened with `auth`, per interface and logical channel. */
+    struct tse_scp_session (*scp)[TSE_MAX_CHANNELS];
+    bool scp_on[TSE_IF_COUNT][TSE_MAX_CHANNELS];
+    uint8_t *wbuf; /* wrapped command / unwrapped response scratch, TSE_RAPDU_MAX + 64 */
+
     unsigned depth; /* nested streams (include) */
     unsigned busy;  /* active public entry points */
     bool exit_req;
@@ -637,6 +643,9 @@ static void print_atr(struct tse_script *s)
  * power on before a first APDU keeps the channel a script chose with `channel use`. */
 static void powered_now(struct tse_script *s, int iface, bool on, bool keep_channel)
 {
+    /* any power event ends the card's secure sessions on that interface */
+    for (int c = 0; c < TSE_MAX_CHANNELS; c++)
+        s->scp_on[iface][c] = false;
     s->powered[iface] = on;
     if (!keep_channel)
         s->channel[iface] = 0;
@@ -749,10 +758,26 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
         fputc('\n', s->out);
         fflush(s->out);
     }
+    struct tse_scp_session *sc = s->scp_on[s->iface][ch] ? &s->scp[s->iface][ch] : NULL;
+    const uint8_t *wire = c;
+    size_t wlen = clen;
+    if (sc) {
+        rc = tse_scp_host_wrap(sc, c, clen, s->wbuf, TSE_RAPDU_MAX + 64, &wlen);
+        if (rc)
+            return fail(s, l, "%s: cannot protect this command in the secure channel: %s", cmd,
+                        tse_strerror(rc));
+        wire = s->wbuf;
+        if (s->output && s->trace) {
+            trace_prefix(s, ch);
+            fputs("   wire ", s->out);
+            print_hex(s->out, wire, wlen);
+            fputc('\n', s->out);
+        }
+    }
 
     s->have_last = false;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = s->ops->transmit(s->t, s->iface, c, clen, s->rbuf, TSE_RAPDU_MAX, &rlen);
+    rc = s->ops->transmit(s->t, s->iface, wire, wlen, s->rbuf, TSE_RAPDU_MAX, &rlen);
     ms = ms_since(&t0);
     s->st.exchanges++;
 
@@ -786,6 +811,29 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
         return target_fail(s, l, cmd, rc);
     if (rlen < 2 || rlen > TSE_RAPDU_MAX)
         return fail(s, l, "%s: the target returned a response of %zu bytes", cmd, rlen);
+    if (sc) {
+        size_t plen;
+        if (s->output && s->trace) {
+            trace_prefix(s, ch);
+            fputs("   wire ", s->out);
+            print_rapdu(s->out, s->rbuf, rlen);
+            fputc('\n', s->out);
+        }
+        rc = tse_scp_host_unwrap(sc, s->rbuf, rlen, s->wbuf, TSE_RAPDU_MAX + 64, &plen);
+        if (rc) {
+            s->scp_on[s->iface][ch] = false;
+            return fail(s, l, "%s: %s; secure channel closed", cmd,
+                        sc->why ? sc->why : tse_strerror(rc));
+        }
+        memcpy(s->rbuf, s->wbuf, plen);
+        rlen = plen;
+        if (rlen == 2 && s->rbuf[0] == 0x69 && s->rbuf[1] == 0x82) {
+            /* the card rejected the protection and closed its side of the session */
+            s->scp_on[s->iface][ch] = false;
+            if (s->output)
+                fputs("   (6982: the card closed the secure channel)\n", s->out);
+        }
+    }
     s->rlen = rlen;
     s->have_last = true;
 
@@ -1068,6 +1116,129 @@ static int cmd_channel(struct tse_script *s, const struct loc *l, const char *re
     return fail(s, l, "channel: expected 'open', 'close [N]' or 'use N'");
 }
 
+/* `auth [scp02|scp03] [kvn N] [level L] [key HEX | enc HEX mac HEX dek HEX] [i HEX]
+ *       [challenge HEX]` and `auth off`: open (or forget) a secure channel on the current
+ * interface and channel; later APDUs there are wrapped and their responses unwrapped. */
+static int cmd_auth(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    struct tse_scp_keys k = {.scp = 3, .i = 0x70, .key_len = 16};
+    uint8_t kvn = 0, level = TSE_SL_CMAC, chal[16];
+    bool have_chal = false, have_i = false;
+    size_t chal_len = 0;
+    const char *w, *v;
+    size_t n, vn;
+    for (int b = 0; b < 16; b++)
+        k.enc[b] = k.mac[b] = k.dek[b] = (uint8_t)(0x40 + b);
+    uint8_t ch = s->channel[s->iface];
+    while (next_word(&rest, &w, &n)) {
+        if (kw(w, n, "off") || kw(w, n, "close")) {
+            s->scp_on[s->iface][ch] = false;
+            return no_more(s, l, "auth off", rest);
+        }
+        if (kw(w, n, "scp02") || kw(w, n, "scp03")) {
+            k.scp = w[4] == '2' ? 2 : 3;
+            continue;
+        }
+        if (!next_word(&rest, &v, &vn))
+            return fail(s, l, "auth: '%.*s' needs a value", (int)n, w);
+        char val[80];
+        if (vn >= sizeof(val))
+            return fail(s, l, "auth: value of '%.*s' too long", (int)n, w);
+        memcpy(val, v, vn);
+        val[vn] = '\0';
+        uint64_t num;
+        if (kw(w, n, "kvn") || kw(w, n, "level") || kw(w, n, "i")) {
+            char *end;
+            num = strtoull(val, &end, 16);
+            if (*end || num > 0xFF)
+                return fail(s, l, "auth: %.*s wants one hex byte, got '%s'", (int)n, w, val);
+            if (kw(w, n, "kvn"))
+                kvn = (uint8_t)num;
+            else if (kw(w, n, "level"))
+                level = (uint8_t)num;
+            else {
+                k.i = (uint8_t)num;
+                have_i = true;
+            }
+        } else if (kw(w, n, "key") || kw(w, n, "enc") || kw(w, n, "mac") || kw(w, n, "dek")) {
+            uint8_t key[32];
+            int kl = tse_hex_decode(val, key, sizeof(key));
+            if (kl != 16 && kl != 24 && kl != 32)
+                return fail(s, l, "auth: %.*s wants 16, 24 or 32 bytes of hex", (int)n, w);
+            k.key_len = (uint8_t)kl;
+            if (kw(w, n, "key") || kw(w, n, "enc"))
+                memcpy(k.enc, key, (size_t)kl);
+            if (kw(w, n, "key") || kw(w, n, "mac"))
+                memcpy(k.mac, key, (size_t)kl);
+            if (kw(w, n, "key") || kw(w, n, "dek"))
+                memcpy(k.dek, key, (size_t)kl);
+        } else if (kw(w, n, "challenge")) {
+            int cl = tse_hex_decode(val, chal, sizeof(chal));
+            if (cl != 8 && cl != 16)
+                return fail(s, l, "auth: challenge wants 8 or 16 bytes of hex");
+            chal_len = (size_t)cl;
+            have_chal = true;
+        } else {
+            return fail(s, l,
+                        "auth: unknown option '%.*s' (scp02|scp03, kvn, level, key, enc, "
+                        "mac, dek, i, challenge, off)",
+                        (int)n, w);
+        }
+    }
+    if (k.scp == 2 && !have_i)
+        k.i = 0x55; /* what gp and GPShell assume: ICV encryption, pseudo-random challenge */
+    if (k.scp == 2 && k.key_len != 16)
+        return fail(s, l, "auth: SCP02 keys are 16-byte 3DES keys");
+    size_t want = tse_scp_challenge_len(&k);
+    if (!have_chal) {
+        FILE *r = fopen("/dev/urandom", "rb");
+        if (!r || fread(chal, 1, want, r) != want) {
+            if (r)
+                fclose(r);
+            return fail(s, l, "auth: cannot read /dev/urandom for the host challenge");
+        }
+        fclose(r);
+    } else if (chal_len != want) {
+        return fail(s, l, "auth: this key set uses %zu-byte challenges", want);
+    }
+    struct tse_scp_session *sc = &s->scp[s->iface][ch];
+    s->scp_on[s->iface][ch] = false;
+    uint8_t cmd[64];
+    size_t cl;
+    if (tse_scp_host_begin(sc, &k, kvn, chal, want, cmd, sizeof(cmd), &cl) != 0)
+        return fail(s, l, "auth: bad keys or challenge");
+    if (exchange(s, l, cmd, cl, ch, NULL, false, "auth (INITIALIZE UPDATE)"))
+        return 1;
+    if (!s->have_last)
+        return fail(s, l, "auth: no answer to INITIALIZE UPDATE");
+    uint16_t sw = last_sw(s);
+    if (sw != 0x9000)
+        return fail(s, l, "auth: INITIALIZE UPDATE answered %04X%s", (unsigned)sw,
+                    sw == 0x6A88 ? " (no key set with that version)" : "");
+    int rc = tse_scp_host_iu_response(sc, s->rbuf, s->rlen - 2);
+    if (rc)
+        return fail(s, l, "auth: %s", sc->why ? sc->why : tse_strerror(rc));
+    if (tse_scp_host_external_authenticate(sc, level, cmd, sizeof(cmd), &cl) != 0)
+        return fail(s, l, "auth: security level %02X is not possible with this key set (i=%02X)",
+                    (unsigned)level, (unsigned)sc->i);
+    if (exchange(s, l, cmd, cl, ch, NULL, false, "auth (EXTERNAL AUTHENTICATE)"))
+        return 1;
+    if (!s->have_last)
+        return fail(s, l, "auth: no answer to EXTERNAL AUTHENTICATE");
+    sw = last_sw(s);
+    if (sw != 0x9000)
+        return fail(s, l, "auth: EXTERNAL AUTHENTICATE answered %04X%s", (unsigned)sw,
+                    sw == 0x6300   ? " (host cryptogram rejected)"
+                    : sw == 0x6982 ? " (MAC rejected or no INITIALIZE UPDATE)"
+                                   : "");
+    s->scp_on[s->iface][ch] = true;
+    if (s->output)
+        fprintf(s->out, "secure channel open: SCP0%u i=%02X KVN %02X level %02X on %s channel %u\n",
+                (unsigned)sc->scp, (unsigned)sc->i, (unsigned)sc->keys.kvn, (unsigned)level,
+                iface_names[s->iface], (unsigned)ch);
+    return 0;
+}
+
 static int cmd_tear(struct tse_script *s, const struct loc *l, const char *rest)
 {
     const char *w, *a;
@@ -1292,6 +1463,8 @@ static void cmd_help(struct tse_script *s)
           "  interface contact|contactless\n"
           "  channel open | channel close [N] | channel use N\n"
           "  tear at N | tear off\n"
+          "  auth [scp02|scp03] [kvn HH] [level HH] [key HEX | enc/mac/dek HEX] [i HH]\n"
+          "       [challenge HEX] | auth off    secure channel on this channel\n"
           "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
           "Script:\n"
           "  let NAME = EXPR          hex, $NAME, $R, $SW, $NAME[a:b]\n"
@@ -1353,6 +1526,8 @@ static int exec_tse(struct tse_script *s, const struct loc *l, const char *text)
         rc = cmd_channel(s, l, rest);
     else if (kw(line, n, "tear"))
         rc = cmd_tear(s, l, rest);
+    else if (kw(line, n, "auth"))
+        rc = cmd_auth(s, l, rest);
     else if (kw(line, n, "set"))
         rc = cmd_set(s, l, rest);
     else if (kw(line, n, "get"))
@@ -1705,7 +1880,9 @@ struct tse_script *tse_script_new(const struct tse_target_ops *ops, void *target
         return NULL;
     s->cbuf = malloc(CAPDU_MAX);
     s->rbuf = malloc(TSE_RAPDU_MAX);
-    if (!s->cbuf || !s->rbuf) {
+    s->wbuf = malloc(TSE_RAPDU_MAX + 64);
+    s->scp = calloc(TSE_IF_COUNT, sizeof(*s->scp));
+    if (!s->cbuf || !s->rbuf || !s->wbuf || !s->scp) {
         tse_script_free(s);
         return NULL;
     }
@@ -1734,6 +1911,10 @@ void tse_script_free(struct tse_script *s)
     free(s->vars);
     free(s->cbuf);
     free(s->rbuf);
+    free(s->wbuf);
+    if (s->scp)
+        memset(s->scp, 0, TSE_IF_COUNT * sizeof(*s->scp)); /* session keys */
+    free(s->scp);
     free(s);
 }
 
