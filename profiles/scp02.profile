@@ -36,3 +36,11 @@ scp02_sequence = 0 max 0xFFFF
 [instance diag]
 package = F0747365444941
 module = F074736544494101
+
+# A second key set with R-MAC support (i = 75), for scripts that test R-MAC levels.
+[keyset]
+kvn = 0x21
+scp = 02
+i = 75
+type = 3des
+key = 404142434445464748494A4B4C4D4E4F

@@ -758,7 +758,10 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
         fputc('\n', s->out);
         fflush(s->out);
     }
-    struct tse_scp_session *sc = s->scp_on[s->iface][ch] ? &s->scp[s->iface][ch] : NULL;
+    /* MANAGE CHANNEL and GET RESPONSE belong to the card's OS, not to the security domain:
+     * hosts never put them in the secure channel. */
+    bool os_cmd = clen >= 2 && !(c[0] & 0x80) && (c[1] == 0x70 || c[1] == 0xC0);
+    struct tse_scp_session *sc = s->scp_on[s->iface][ch] && !os_cmd ? &s->scp[s->iface][ch] : NULL;
     const uint8_t *wire = c;
     size_t wlen = clen;
     if (sc) {

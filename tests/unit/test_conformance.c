@@ -10,13 +10,43 @@
 
 #include "shell/script.h"
 
+/* A script may name its card profile in a comment line "# tse-profile: PATH" (relative to
+ * the script); the text of that profile is returned (malloc'd), else NULL. */
+static char *script_profile(const char *script, size_t *len)
+{
+    FILE *f = fopen(script, "r");
+    char line[512], path[1024];
+    char *text = NULL;
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "# tse-profile: ", 15) != 0)
+            continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        const char *slash = strrchr(script, '/');
+        snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - script), script, line + 15);
+        FILE *p = fopen(path, "r");
+        if (!p)
+            fail_msg("%s: profile %s not found", script, path);
+        text = calloc(1, 65536);
+        *len = fread(text, 1, 65535, p);
+        fclose(p);
+        break;
+    }
+    fclose(f);
+    return text;
+}
+
 static void run_script(void **state)
 {
     const char *script = *state;
     char img[512], err[256];
     tt_path(img, sizeof(img), "conf");
     struct tse_card *c;
-    assert_int_equal(tse_card_create(&c, img, NULL, 0, NULL, NULL, err, sizeof(err)), 0);
+    size_t plen = 0;
+    char *profile = script_profile(script, &plen);
+    if (tse_card_create(&c, img, profile, plen, script, NULL, err, sizeof(err)) != 0)
+        fail_msg("%s: %s", script, err);
+    free(profile);
     struct tse_script_opts o = {.auto_power = true};
     o.out = fopen("/dev/null", "w");
     struct tse_script *s = tse_script_new(&tse_target_card_ops, c, &o);
