@@ -158,6 +158,29 @@ void tse_scp_close(struct tse_scp_session *s);
 
 /* ---- keys ---------------------------------------------------------------------------------- */
 
+#define TSE_KEY_TYPE_DES 0x80
+#define TSE_KEY_TYPE_AES 0x88
+
+/**
+ * Host: build a plain PUT KEY command that loads three keys (ENC, MAC, DEK; key identifiers
+ * 1–3, P2 = 81) under new_kvn, replacing key set `replace_kvn` (0 = add a new key set). The
+ * keys are encrypted as GP requires: 3DES-ECB with the session DEK in SCP02, AES-CBC with the
+ * static DEK in SCP03 (the `88 11 10 …` form). Send the result through tse_scp_host_wrap().
+ * @retval 0; TSE_ERR_STATE no open session; TSE_ERR_INVALID_ARG key type/length
+ */
+int tse_scp_host_put_key(struct tse_scp_session *s, uint8_t replace_kvn, uint8_t new_kvn,
+                         uint8_t type, const uint8_t *const keys[3], size_t key_len, uint8_t *cmd,
+                         size_t cap, size_t *len);
+
+/**
+ * Card: decrypt one key component block of PUT KEY (after its type and length bytes) with
+ * this session's key encryption key. Both AES forms are accepted: a block whose length is a
+ * multiple of 16 is pure ciphertext; otherwise its first byte is the clear key length.
+ * @retval 0, *klen set; TSE_ERR_PARSE malformed block; TSE_ERR_STATE no session
+ */
+int tse_scp_card_decrypt_key(const struct tse_scp_session *s, uint8_t type, const uint8_t *block,
+                             size_t blen, uint8_t *key, size_t *klen);
+
 /** Key check value: 3 bytes (3DES: first bytes of ECB(00..); AES: of ECB(01..)). */
 int tse_scp_kcv(const uint8_t *key, size_t len, bool aes, uint8_t kcv[3]);
 

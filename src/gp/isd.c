@@ -12,6 +12,8 @@
  */
 #include <string.h>
 
+#include "crypto/crypto_internal.h"
+
 #include "gp/gp_internal.h"
 #include "tse/scp.h"
 #include "tse/sw.h"
@@ -28,6 +30,7 @@
 #define INS_INITIALIZE_UPDATE     0x50
 #define INS_EXTERNAL_AUTHENTICATE 0x82
 #define INS_GET_DATA              0xCA
+#define INS_PUT_KEY               0xD8
 #define INS_SELECT                0xA4
 
 /* GlobalPlatform OIDs used in card recognition data (GP 2.3.1 card spec, §H.2). */
@@ -314,6 +317,111 @@ static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
     return SW_NO_ERROR;
 }
 
+/* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace
+ * single keys of a key set (P2 = key id). Response: new KVN and the KCV of each key. */
+static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
+                        struct tse_response *rsp)
+{
+    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+        return SW_SECURITY_STATUS_NOT_SATISFIED;
+    uint8_t p1 = a->p1 & 0x7F, first = a->p2 & 0x7F;
+    if (first < 1 || first > 3)
+        return SW_INCORRECT_P1P2;
+    if (a->lc < 1 + 3)
+        return SW_WRONG_LENGTH;
+    const uint8_t *p;
+    if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
+        return SW_UNKNOWN;
+    static uint8_t keys[KEYS_LEN];
+    memcpy(keys, p, KEYS_LEN);
+    uint8_t new_kvn = a->data[0];
+    if (new_kvn == 0 || new_kvn > 0x7F)
+        return SW_WRONG_DATA;
+    int slot = -1, clash = -1;
+    for (int i = 0; i < keys[0]; i++) {
+        uint8_t kvn = keys[1 + i * KEYSET_LEN];
+        if (p1 && kvn == p1)
+            slot = i;
+        if (kvn == new_kvn)
+            clash = i;
+    }
+    if (p1 && slot < 0)
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    if (clash >= 0 && clash != slot)
+        return SW_WRONG_DATA; /* that key version already exists */
+    uint8_t *e;
+    if (slot < 0) {
+        if (keys[0] >= TSE_MAX_KEYSETS)
+            return SW_FILE_FULL;
+        if (first != 1 || !(a->p2 & 0x80))
+            return SW_INCORRECT_P1P2; /* a new key set needs all three keys */
+        slot = keys[0]++;
+        e = keys + 1 + slot * KEYSET_LEN;
+        memset(e, 0, KEYSET_LEN);
+        /* a new key set speaks the protocol of the session that created it */
+        e[1] = s->scp;
+        e[2] = s->i;
+    } else {
+        e = keys + 1 + slot * KEYSET_LEN;
+    }
+    uint8_t out[1 + 3 * 3];
+    size_t on = 0, pos = 1, nkeys = 0;
+    out[on++] = new_kvn;
+    uint8_t type = 0;
+    size_t klen = 0;
+    while (pos < a->lc) {
+        if (first + nkeys > 3 || pos + 2 > a->lc)
+            return SW_WRONG_DATA;
+        uint8_t t = a->data[pos], l = a->data[pos + 1];
+        if ((t != TSE_KEY_TYPE_DES && t != TSE_KEY_TYPE_AES) || l > 0x7F || pos + 2 + l + 1 > a->lc)
+            return SW_WRONG_DATA;
+        const uint8_t *blk = a->data + pos + 2;
+        uint8_t kcv_len = a->data[pos + 2 + l];
+        if (kcv_len != 0 && kcv_len != 3)
+            return SW_WRONG_DATA;
+        if (pos + 3 + l + kcv_len > a->lc)
+            return SW_WRONG_DATA;
+        uint8_t key[32], kcv[3];
+        size_t kl;
+        if (tse_scp_card_decrypt_key(s, t, blk, l, key, &kl) != 0)
+            return SW_WRONG_DATA;
+        if ((type && t != type) || (klen && kl != klen))
+            return SW_WRONG_DATA; /* one type and length per key set */
+        type = t;
+        klen = kl;
+        tse_scp_kcv(key, kl, t == TSE_KEY_TYPE_AES, kcv);
+        if (kcv_len && !tse_ct_equal(kcv, a->data + pos + 3 + l, 3))
+            return SW_WRONG_DATA; /* the key did not arrive as sent */
+        memcpy(e + 5 + 32 * (first - 1 + nkeys), key, kl);
+        tse_wipe(key, sizeof(key));
+        memcpy(out + on, kcv, 3);
+        on += 3;
+        nkeys++;
+        pos += 3 + l + kcv_len;
+    }
+    if (nkeys == 0)
+        return SW_WRONG_DATA;
+    if (e[4] && (e[4] != klen || e[3] != (type == TSE_KEY_TYPE_AES ? TSE_KEY_AES : TSE_KEY_DES3)) &&
+        nkeys < 3)
+        return SW_WRONG_DATA; /* a single key must match the rest of its key set */
+    e[0] = new_kvn;
+    e[3] = type == TSE_KEY_TYPE_AES ? TSE_KEY_AES : TSE_KEY_DES3;
+    e[4] = (uint8_t)klen;
+    if (type == TSE_KEY_TYPE_AES && e[1] == 2) { /* AES keys imply SCP03 */
+        e[1] = 3;
+        e[2] = 0x70;
+    } else if (type == TSE_KEY_TYPE_DES && e[1] == 3) {
+        e[1] = 2;
+        e[2] = 0x55;
+    }
+    /* the whole key table is one object: one write, atomic across power cuts */
+    int rc = tse_ctx_pmem_write(ctx, OBJ_KEYS, 0, keys, KEYS_LEN);
+    tse_wipe(keys, sizeof(keys));
+    if (rc)
+        return tse_sw_from_err(rc);
+    return tse_response_append(rsp, out, on) ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
 static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
                             struct tse_response *rsp)
 {
@@ -342,6 +450,9 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
     switch (a.ins) {
     case INS_GET_DATA: /* tools send it with CLA 80 and, for the CPLC, also 00 */
         sw = get_data(ctx, &a, rsp);
+        break;
+    case INS_PUT_KEY:
+        sw = put_key(ctx, s, &a, rsp);
         break;
     default:
         sw = SW_INS_NOT_SUPPORTED;

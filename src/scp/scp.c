@@ -751,3 +751,86 @@ int tse_scp_kcv(const uint8_t *key, size_t len, bool aes, uint8_t kcv[3])
         return TSE_ERR_INVALID_ARG;
     return tse_kcv_des3(key, kcv, 3);
 }
+
+/* The key encryption key: session DEK (SCP02) or static DEK (SCP03). */
+static int kek_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_t *in, size_t len,
+                     uint8_t *out)
+{
+    if (s->scp == 2)
+        return tse_des3_ecb(s->s_dek, encrypt, in, len, out);
+    return tse_aes_cbc(s->keys.dek, s->keys.key_len, encrypt, NULL, in, len, out);
+}
+
+int tse_scp_host_put_key(struct tse_scp_session *s, uint8_t replace_kvn, uint8_t new_kvn,
+                         uint8_t type, const uint8_t *const keys[3], size_t key_len, uint8_t *cmd,
+                         size_t cap, size_t *len)
+{
+    if (!s || !s->authenticated)
+        return TSE_ERR_STATE;
+    bool aes = type == TSE_KEY_TYPE_AES;
+    if ((!aes && (type != TSE_KEY_TYPE_DES || key_len != 16)) ||
+        (aes && key_len != 16 && key_len != 24 && key_len != 32))
+        return TSE_ERR_INVALID_ARG;
+    if (cap < 6 + 1 + 3 * (3 + 33 + 4) + 1)
+        return TSE_ERR_BUFFER_TOO_SMALL;
+    size_t n = 0;
+    cmd[n++] = 0x80;
+    cmd[n++] = 0xD8;
+    cmd[n++] = replace_kvn;
+    cmd[n++] = 0x81;
+    size_t lc_at = n++;
+    cmd[n++] = new_kvn;
+    for (int k = 0; k < 3; k++) {
+        uint8_t clear[32] = {0}, enc[32], kcv[3];
+        size_t blen = s->scp == 3 ? (key_len + 15) / 16 * 16 : (key_len + 7) / 8 * 8;
+        memcpy(clear, keys[k], key_len);
+        int rc = kek_crypt(s, true, clear, blen, enc);
+        if (!rc)
+            rc = tse_scp_kcv(keys[k], key_len, aes, kcv);
+        tse_wipe(clear, sizeof(clear));
+        if (rc)
+            return rc;
+        cmd[n++] = type;
+        if (s->scp == 3) { /* L covers a leading clear key length byte */
+            cmd[n++] = (uint8_t)(1 + blen);
+            cmd[n++] = (uint8_t)key_len;
+        } else {
+            cmd[n++] = (uint8_t)blen;
+        }
+        memcpy(cmd + n, enc, blen);
+        n += blen;
+        cmd[n++] = 3;
+        memcpy(cmd + n, kcv, 3);
+        n += 3;
+    }
+    cmd[lc_at] = (uint8_t)(n - lc_at - 1);
+    cmd[n++] = 0x00;
+    *len = n;
+    return 0;
+}
+
+int tse_scp_card_decrypt_key(const struct tse_scp_session *s, uint8_t type, const uint8_t *block,
+                             size_t blen, uint8_t *key, size_t *klen)
+{
+    if (!s->authenticated)
+        return TSE_ERR_STATE;
+    size_t bs = s->scp == 3 ? 16 : 8, clear_len = blen;
+    if (blen % bs) { /* a leading clear key length byte, then the ciphertext */
+        clear_len = block[0];
+        block++;
+        blen--;
+    }
+    if (blen == 0 || blen % bs || blen > 32 || clear_len > blen || clear_len == 0)
+        return TSE_ERR_PARSE;
+    uint8_t out[32];
+    if (kek_crypt(s, false, block, blen, out) != 0)
+        return TSE_ERR_PARSE;
+    if (type == TSE_KEY_TYPE_DES && clear_len != 16)
+        return TSE_ERR_PARSE;
+    if (type == TSE_KEY_TYPE_AES && clear_len != 16 && clear_len != 24 && clear_len != 32)
+        return TSE_ERR_PARSE;
+    memcpy(key, out, clear_len);
+    tse_wipe(out, sizeof(out));
+    *klen = clear_len;
+    return 0;
+}

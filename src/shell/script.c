@@ -1242,6 +1242,88 @@ static int cmd_auth(struct tse_script *s, const struct loc *l, const char *rest)
     return 0;
 }
 
+/* `putkey NEWKVN [replace KVN] [aes|3des] (key HEX | enc HEX mac HEX dek HEX)`: PUT KEY of a
+ * whole key set through the secure channel open on this channel; the KCVs the card returns
+ * are checked against the keys sent. */
+static int cmd_putkey(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    uint8_t ch = s->channel[s->iface];
+    if (!s->scp_on[s->iface][ch])
+        return fail(s, l, "putkey: open a secure channel first (auth)");
+    struct tse_scp_session *sc = &s->scp[s->iface][ch];
+    uint8_t keys[3][32], new_kvn = 0, old_kvn = 0;
+    uint8_t type = sc->scp == 3 ? 0x88 : 0x80;
+    int klen = 0;
+    bool have_new = false;
+    const char *w, *v;
+    size_t n, vn;
+    while (next_word(&rest, &w, &n)) {
+        if (kw(w, n, "aes") || kw(w, n, "3des")) {
+            type = kw(w, n, "aes") ? 0x88 : 0x80;
+            continue;
+        }
+        char val[80];
+        bool is_num = !have_new && n <= 2;
+        if (is_num) {
+            memcpy(val, w, n);
+            val[n] = '\0';
+        } else {
+            if (!next_word(&rest, &v, &vn) || vn >= sizeof(val))
+                return fail(s, l, "putkey: '%.*s' needs a value", (int)n, w);
+            memcpy(val, v, vn);
+            val[vn] = '\0';
+        }
+        char *end;
+        if (is_num || kw(w, n, "replace")) {
+            unsigned long x = strtoul(val, &end, 16);
+            if (*end || x == 0 || x > 0x7F)
+                return fail(s, l, "putkey: key versions are hex 01..7F, got '%s'", val);
+            if (is_num) {
+                new_kvn = (uint8_t)x;
+                have_new = true;
+            } else {
+                old_kvn = (uint8_t)x;
+            }
+            continue;
+        }
+        int which = kw(w, n, "key")   ? 3
+                    : kw(w, n, "enc") ? 0
+                    : kw(w, n, "mac") ? 1
+                    : kw(w, n, "dek") ? 2
+                                      : -1;
+        if (which < 0)
+            return fail(s, l, "putkey: unknown option '%.*s'", (int)n, w);
+        uint8_t key[32];
+        int kl = tse_hex_decode(val, key, sizeof(key));
+        if ((kl != 16 && kl != 24 && kl != 32) || (klen && kl != klen))
+            return fail(s, l, "putkey: keys are 16, 24 or 32 bytes, all the same length");
+        klen = kl;
+        for (int k = 0; k < 3; k++)
+            if (which == 3 || which == k)
+                memcpy(keys[k], key, (size_t)kl);
+    }
+    if (!have_new || !klen)
+        return fail(s, l, "putkey: usage: putkey NEWKVN [replace KVN] [aes|3des] key HEX");
+    const uint8_t *kp[3] = {keys[0], keys[1], keys[2]};
+    uint8_t cmdb[160];
+    size_t cl;
+    int rc =
+        tse_scp_host_put_key(sc, old_kvn, new_kvn, type, kp, (size_t)klen, cmdb, sizeof(cmdb), &cl);
+    if (rc)
+        return fail(s, l, "putkey: %s", tse_strerror(rc));
+    if (exchange(s, l, cmdb, cl, ch, NULL, false, "putkey"))
+        return 1;
+    if (!s->have_last || last_sw(s) != 0x9000)
+        return fail(s, l, "putkey: the card answered %04X", s->have_last ? last_sw(s) : 0);
+    uint8_t want[10];
+    want[0] = new_kvn;
+    for (int k = 0; k < 3; k++)
+        tse_scp_kcv(keys[k], (size_t)klen, type == 0x88, want + 1 + 3 * k);
+    if (s->rlen != 12 || memcmp(s->rbuf, want, 10) != 0)
+        return fail(s, l, "putkey: the card's key check values do not match the keys sent");
+    return 0;
+}
+
 static int cmd_tear(struct tse_script *s, const struct loc *l, const char *rest)
 {
     const char *w, *a;
@@ -1468,6 +1550,7 @@ static void cmd_help(struct tse_script *s)
           "  tear at N | tear off\n"
           "  auth [scp02|scp03] [kvn HH] [level HH] [key HEX | enc/mac/dek HEX] [i HH]\n"
           "       [challenge HEX] | auth off    secure channel on this channel\n"
+          "  putkey NEWKVN [replace KVN] [aes|3des] key HEX | enc/mac/dek HEX\n"
           "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
           "Script:\n"
           "  let NAME = EXPR          hex, $NAME, $R, $SW, $NAME[a:b]\n"
@@ -1531,6 +1614,8 @@ static int exec_tse(struct tse_script *s, const struct loc *l, const char *text)
         rc = cmd_tear(s, l, rest);
     else if (kw(line, n, "auth"))
         rc = cmd_auth(s, l, rest);
+    else if (kw(line, n, "putkey"))
+        rc = cmd_putkey(s, l, rest);
     else if (kw(line, n, "set"))
         rc = cmd_set(s, l, rest);
     else if (kw(line, n, "get"))
