@@ -70,6 +70,8 @@ struct tse_scp_session {
     uint8_t last_cmd[5 + 255]; /**< SCP02 R-MAC: the unwrapped command of the pending response */
     size_t last_cmd_len;
     const char *why; /**< the check that failed last ("card cryptogram", "C-MAC"…) */
+    int div;         /**< host: enum tse_scp_div applied to the static keys */
+    char why_buf[160];
 };
 
 /** Length of a challenge (8, or 16 in SCP03 S16 mode) for the given keys. */
@@ -152,6 +154,48 @@ uint16_t tse_scp_card_unwrap(struct tse_scp_session *s, const struct tse_apdu *i
  */
 int tse_scp_card_wrap_response(struct tse_scp_session *s, uint8_t *buf, size_t *len, size_t cap,
                                uint16_t sw);
+
+/* ---- key diversification (host side, for real cards with diversified keys) -------------- */
+
+enum tse_scp_div {
+    TSE_DIV_NONE = 0,
+    TSE_DIV_EMV,   /**< EMV CPS 1.1: KDD[4..9] ‖ F0 ‖ k ‖ KDD[4..9] ‖ 0F ‖ k, 3DES-ECB */
+    TSE_DIV_VISA2, /**< KDD[0..1] ‖ KDD[4..7] ‖ F0 ‖ k ‖ … ‖ 0F ‖ k, 3DES-ECB */
+    TSE_DIV_VISA,  /**< older VISA: KDD[0..3] ‖ KDD[8..9] ‖ F0 ‖ k ‖ … ‖ 0F ‖ k */
+    TSE_DIV_KDF3, /**< GlobalPlatformPro's "KDF3": AES-CMAC(master, j ‖ 000000 ‖ k ‖ 00 ‖ KDD) */
+};
+
+/** Name of a scheme ("emv", "visa2", "visa", "kdf3", "none"). */
+const char *tse_scp_div_name(enum tse_scp_div d);
+/** Scheme by name; -1 if unknown. */
+int tse_scp_div_from_name(const char *name);
+
+/**
+ * Diversify master keys into card keys: k->enc/mac/dek are read as the master keys and
+ * replaced by the card keys for the given KDD (first 10 bytes of the INITIALIZE UPDATE
+ * response). 3DES schemes need 16-byte keys; KDF3 takes AES keys of any length.
+ */
+int tse_scp_diversify(enum tse_scp_div d, const uint8_t kdd[10], struct tse_scp_keys *k);
+
+/**
+ * Host: diversify the session's static keys with scheme d as soon as the INITIALIZE UPDATE
+ * response brings the KDD (call after tse_scp_host_begin(), before
+ * tse_scp_host_iu_response()). When the card cryptogram does not match, that function tries
+ * the other schemes on the given keys and names the one that would have matched in s->why.
+ */
+void tse_scp_host_set_diversification(struct tse_scp_session *s, enum tse_scp_div d);
+
+/**
+ * One level of PBOC-style key diversification: left = 3DES-ECB(key, d8),
+ * right = 3DES-ECB(key, NOT d8); child = left ‖ right.
+ */
+int tse_pboc_diversify(const uint8_t key[16], const uint8_t d8[8], uint8_t child[16]);
+/**
+ * The standard's two-level diversification of SSD initial keys: master key → first factor
+ * (issuer / region data) → SE-specific second factor (e.g. the SE identifier).
+ */
+int tse_pboc_diversify2(const uint8_t master[16], const uint8_t first[8], const uint8_t second[8],
+                        uint8_t key[16]);
 
 /** Close a session (forget every key and chaining value). */
 void tse_scp_close(struct tse_scp_session *s);

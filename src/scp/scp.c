@@ -5,6 +5,7 @@
  * and differ only in who builds and who checks. Byte layouts: ../shared/spec/gp-scp.md
  * §2–§3, restated in docs/scp.md; every vector of tests/vectors/scp-vectors.txt replays.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "crypto/crypto_internal.h"
@@ -249,10 +250,43 @@ int tse_scp_host_begin(struct tse_scp_session *s, const struct tse_scp_keys *k, 
     return 0;
 }
 
+static int host_check_iu(struct tse_scp_session *s, const uint8_t *rsp, size_t len);
+
 int tse_scp_host_iu_response(struct tse_scp_session *s, const uint8_t *rsp, size_t len)
 {
     if (!s || !rsp)
         return TSE_ERR_INVALID_ARG;
+    if (len < 10)
+        return TSE_ERR_PARSE;
+    struct tse_scp_keys given = s->keys;
+    if (s->div != TSE_DIV_NONE && tse_scp_diversify((enum tse_scp_div)s->div, rsp, &s->keys))
+        return TSE_ERR_INVALID_ARG;
+    int rc = host_check_iu(s, rsp, len);
+    if (rc != TSE_ERR_DENIED)
+        return rc;
+    /* Diagnostics: would another diversification of the given keys have matched? */
+    for (int d = TSE_DIV_NONE; d <= TSE_DIV_KDF3; d++) {
+        if (d == s->div)
+            continue;
+        struct tse_scp_session t = *s;
+        t.keys = given;
+        if (d != TSE_DIV_NONE && tse_scp_diversify((enum tse_scp_div)d, rsp, &t.keys))
+            continue;
+        if (host_check_iu(&t, rsp, len) == 0) {
+            snprintf(s->why_buf, sizeof(s->why_buf),
+                     "card cryptogram mismatch; the given keys %s would match (div %s)",
+                     d == TSE_DIV_NONE ? "without diversification" : "diversified",
+                     tse_scp_div_name((enum tse_scp_div)d));
+            s->why = s->why_buf;
+            break;
+        }
+        tse_wipe(&t, sizeof(t));
+    }
+    return rc;
+}
+
+static int host_check_iu(struct tse_scp_session *s, const uint8_t *rsp, size_t len)
+{
     if (s->scp == 2) {
         if (len != 28 || rsp[11] != 0x02) {
             s->why = "INITIALIZE UPDATE response is not SCP02 (length or protocol byte)";
@@ -833,4 +867,101 @@ int tse_scp_card_decrypt_key(const struct tse_scp_session *s, uint8_t type, cons
     tse_wipe(out, sizeof(out));
     *klen = clear_len;
     return 0;
+}
+
+/* ---- key diversification -----------------------------------------------------------------------
+ */
+
+static const char *const DIV_NAMES[] = {"none", "emv", "visa2", "visa", "kdf3"};
+
+const char *tse_scp_div_name(enum tse_scp_div d)
+{
+    return (unsigned)d < sizeof(DIV_NAMES) / sizeof(DIV_NAMES[0]) ? DIV_NAMES[d] : "?";
+}
+
+int tse_scp_div_from_name(const char *name)
+{
+    for (size_t d = 0; d < sizeof(DIV_NAMES) / sizeof(DIV_NAMES[0]); d++)
+        if (!strcmp(name, DIV_NAMES[d]))
+            return (int)d;
+    return -1;
+}
+
+int tse_scp_diversify(enum tse_scp_div d, const uint8_t kdd[10], struct tse_scp_keys *k)
+{
+    uint8_t *keys[3] = {k->enc, k->mac, k->dek};
+    for (uint8_t kid = 1; kid <= 3; kid++) {
+        uint8_t out[32];
+        int rc = 0;
+        if (d == TSE_DIV_KDF3) {
+            uint8_t ctx[16];
+            memset(ctx, 0, sizeof(ctx));
+            ctx[4] = kid;
+            memcpy(ctx + 6, kdd, 10);
+            for (size_t done = 0, j = 1; !rc && done < k->key_len; j++) {
+                uint8_t block[16];
+                ctx[0] = (uint8_t)j;
+                rc = tse_aes_cmac2(keys[kid - 1], k->key_len, ctx, sizeof(ctx), NULL, 0, block);
+                size_t n = k->key_len - done < 16 ? k->key_len - done : 16;
+                memcpy(out + done, block, n);
+                done += n;
+            }
+        } else if (d == TSE_DIV_EMV || d == TSE_DIV_VISA2 || d == TSE_DIV_VISA) {
+            if (k->key_len != 16)
+                return TSE_ERR_INVALID_ARG;
+            uint8_t half[6], dd[16];
+            if (d == TSE_DIV_EMV) {
+                memcpy(half, kdd + 4, 6);
+            } else if (d == TSE_DIV_VISA2) {
+                memcpy(half, kdd, 2);
+                memcpy(half + 2, kdd + 4, 4);
+            } else {
+                memcpy(half, kdd, 4);
+                memcpy(half + 4, kdd + 8, 2);
+            }
+            memcpy(dd, half, 6);
+            dd[6] = 0xF0;
+            dd[7] = kid;
+            memcpy(dd + 8, half, 6);
+            dd[14] = 0x0F;
+            dd[15] = kid;
+            rc = tse_des3_ecb(keys[kid - 1], true, dd, 16, out);
+        } else if (d == TSE_DIV_NONE) {
+            memcpy(out, keys[kid - 1], k->key_len);
+        } else {
+            return TSE_ERR_INVALID_ARG;
+        }
+        if (rc)
+            return rc;
+        memcpy(keys[kid - 1], out, k->key_len);
+        tse_wipe(out, sizeof(out));
+    }
+    return 0;
+}
+
+void tse_scp_host_set_diversification(struct tse_scp_session *s, enum tse_scp_div d)
+{
+    s->div = (int)d;
+}
+
+int tse_pboc_diversify(const uint8_t key[16], const uint8_t d8[8], uint8_t child[16])
+{
+    uint8_t inv[8];
+    for (int k = 0; k < 8; k++)
+        inv[k] = (uint8_t)~d8[k];
+    int rc = tse_des3_ecb(key, true, d8, 8, child);
+    if (!rc)
+        rc = tse_des3_ecb(key, true, inv, 8, child + 8);
+    return rc;
+}
+
+int tse_pboc_diversify2(const uint8_t master[16], const uint8_t first[8], const uint8_t second[8],
+                        uint8_t key[16])
+{
+    uint8_t mid[16];
+    int rc = tse_pboc_diversify(master, first, mid);
+    if (!rc)
+        rc = tse_pboc_diversify(mid, second, key);
+    tse_wipe(mid, sizeof(mid));
+    return rc;
 }

@@ -1127,6 +1127,7 @@ static int cmd_auth(struct tse_script *s, const struct loc *l, const char *rest)
     struct tse_scp_keys k = {.scp = 3, .i = 0x70, .key_len = 16};
     uint8_t kvn = 0, level = TSE_SL_CMAC, chal[16];
     bool have_chal = false, have_i = false;
+    int div = TSE_DIV_NONE;
     size_t chal_len = 0;
     const char *w, *v;
     size_t n, vn;
@@ -1175,6 +1176,10 @@ static int cmd_auth(struct tse_script *s, const struct loc *l, const char *rest)
                 memcpy(k.mac, key, (size_t)kl);
             if (kw(w, n, "key") || kw(w, n, "dek"))
                 memcpy(k.dek, key, (size_t)kl);
+        } else if (kw(w, n, "div")) {
+            div = tse_scp_div_from_name(val);
+            if (div < 0)
+                return fail(s, l, "auth: div is none, emv, visa2, visa or kdf3, got '%s'", val);
         } else if (kw(w, n, "challenge")) {
             int cl = tse_hex_decode(val, chal, sizeof(chal));
             if (cl != 8 && cl != 16)
@@ -1210,6 +1215,7 @@ static int cmd_auth(struct tse_script *s, const struct loc *l, const char *rest)
     size_t cl;
     if (tse_scp_host_begin(sc, &k, kvn, chal, want, cmd, sizeof(cmd), &cl) != 0)
         return fail(s, l, "auth: bad keys or challenge");
+    tse_scp_host_set_diversification(sc, (enum tse_scp_div)div);
     if (exchange(s, l, cmd, cl, ch, NULL, false, "auth (INITIALIZE UPDATE)"))
         return 1;
     if (!s->have_last)
@@ -1549,7 +1555,7 @@ static void cmd_help(struct tse_script *s)
           "  channel open | channel close [N] | channel use N\n"
           "  tear at N | tear off\n"
           "  auth [scp02|scp03] [kvn HH] [level HH] [key HEX | enc/mac/dek HEX] [i HH]\n"
-          "       [challenge HEX] | auth off    secure channel on this channel\n"
+          "       [div emv|visa2|visa|kdf3] [challenge HEX] | auth off\n"
           "  putkey NEWKVN [replace KVN] [aes|3des] key HEX | enc/mac/dek HEX\n"
           "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
           "Script:\n"
