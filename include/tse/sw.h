@@ -13,6 +13,7 @@
 #define SW_WARNING_STATE_UNCHANGED        0x6200u
 #define SW_WARNING_SELECTED_FILE_INVALID  0x6283u
 #define SW_MORE_DATA_AVAILABLE            0x6310u
+#define SW_AUTHENTICATION_FAILED          0x6300u /* GP: host cryptogram rejected */
 #define SW_VERIFY_FAILED_00               0x63C0u /* | retries left */
 #define SW_EXECUTION_ERROR                0x6400u
 #define SW_MEMORY_FAILURE                 0x6581u

@@ -393,6 +393,12 @@ static int key_keyset(struct parser *ps, const char *k, const char *v)
     }
     if (!strcmp(k, "i"))
         return hexval_fixed(ps, k, v, &ks->i, 1, NULL, 1, 1);
+    if (!strcmp(k, "max_failures")) {
+        if ((rc = num_value(ps, k, v, 0, 255, &n)))
+            return rc;
+        ks->max_failures = (uint8_t)n;
+        return 0;
+    }
     if (!strcmp(k, "type")) {
         if (!strcasecmp(v, "aes"))
             ks->type = TSE_KEY_AES;

@@ -20,8 +20,10 @@
 
 #define OBJ_KEYS  1
 #define OBJ_IDENT 2
+#define OBJ_FAILS 3 /* failed authentications per key set slot */
 
-#define KEYSET_LEN (5 + 3 * 32) /* kvn scp i type key_len enc mac dek */
+#define KEYSET_LEN (6 + 3 * 32) /* kvn scp i type key_len max_failures enc mac dek */
+#define KS_KEYS    6
 #define KEYS_LEN   (1 + TSE_MAX_KEYSETS * KEYSET_LEN)
 #define IDENT_LEN  (42 + 1 + 16 + 1 + 16 + 10)
 
@@ -65,6 +67,7 @@ size_t tse_isd_params(const struct tse_profile *p, uint8_t *out, size_t cap)
         out[n++] = k->i;
         out[n++] = (uint8_t)k->type;
         out[n++] = k->key_len;
+        out[n++] = k->max_failures;
         memcpy(out + n, k->enc, 32);
         memcpy(out + n + 32, k->mac, 32);
         memcpy(out + n + 64, k->dek, 32);
@@ -88,6 +91,8 @@ static uint16_t isd_install(struct tse_ctx *ctx, const uint8_t *params, size_t l
         rc = tse_ctx_pmem_get(ctx, OBJ_KEYS, KEYS_LEN, &p, NULL);
     if (!rc)
         rc = tse_ctx_pmem_write(ctx, OBJ_KEYS, 0, params + 1 + IDENT_LEN, 1 + nk * KEYSET_LEN);
+    if (!rc)
+        rc = tse_ctx_pmem_get(ctx, OBJ_FAILS, TSE_MAX_KEYSETS, &p, NULL);
     return tse_sw_from_err(rc);
 }
 
@@ -100,12 +105,12 @@ static const uint8_t *ident(struct tse_ctx *ctx)
     return tse_ctx_pmem_get(ctx, OBJ_IDENT, 0, &p, NULL) == 0 ? p : NULL;
 }
 
-/* Key set by KVN (0 = the first one, the card's default). */
-static bool keyset(struct tse_ctx *ctx, uint8_t kvn, struct tse_scp_keys *k)
+/* Key set by KVN (0 = the first one, the card's default); its slot, or -1. */
+static int keyset(struct tse_ctx *ctx, uint8_t kvn, struct tse_scp_keys *k)
 {
     const uint8_t *p;
     if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
-        return false;
+        return -1;
     for (size_t i = 0; i < p[0]; i++) {
         const uint8_t *e = p + 1 + i * KEYSET_LEN;
         if (kvn == 0 || e[0] == kvn) {
@@ -113,13 +118,35 @@ static bool keyset(struct tse_ctx *ctx, uint8_t kvn, struct tse_scp_keys *k)
             k->scp = e[1];
             k->i = e[2];
             k->key_len = e[4];
-            memcpy(k->enc, e + 5, 32);
-            memcpy(k->mac, e + 37, 32);
-            memcpy(k->dek, e + 69, 32);
-            return true;
+            memcpy(k->enc, e + KS_KEYS, 32);
+            memcpy(k->mac, e + KS_KEYS + 32, 32);
+            memcpy(k->dek, e + KS_KEYS + 64, 32);
+            return (int)i;
         }
     }
-    return false;
+    return -1;
+}
+
+/* Failed authentications of a key set: count, and whether the set is blocked. */
+static bool keyset_blocked(struct tse_ctx *ctx, int slot)
+{
+    const uint8_t *keys, *fails;
+    if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &keys, NULL) != 0 ||
+        tse_ctx_pmem_get(ctx, OBJ_FAILS, 0, &fails, NULL) != 0)
+        return false;
+    uint8_t max = keys[1 + slot * KEYSET_LEN + 5];
+    return max && fails[slot] >= max;
+}
+
+static void count_failure(struct tse_ctx *ctx, int slot, bool failed)
+{
+    const uint8_t *keys, *fails;
+    if (slot < 0 || tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &keys, NULL) != 0 ||
+        tse_ctx_pmem_get(ctx, OBJ_FAILS, 0, &fails, NULL) != 0 || !keys[1 + slot * KEYSET_LEN + 5])
+        return; /* no limit on this key set: nothing to count */
+    uint8_t v = failed ? (uint8_t)(fails[slot] < 255 ? fails[slot] + 1 : 255) : 0;
+    if (v != fails[slot]) /* a try counter: never part of (or undone with) a transaction */
+        tse_ctx_pmem_write_nonatomic(ctx, OBJ_FAILS, (size_t)slot, &v, 1);
 }
 
 static struct tse_scp_session *session(struct tse_ctx *ctx)
@@ -182,7 +209,7 @@ static uint16_t fci(struct tse_ctx *ctx, struct tse_response *rsp)
 static int card_data(struct tse_ctx *ctx, struct tse_response *rsp)
 {
     struct tse_scp_keys k = {.scp = 3, .i = 0x70};
-    keyset(ctx, 0, &k);
+    (void)keyset(ctx, 0, &k);
     uint8_t b[80];
     size_t n = 0;
     /* 06: GP RID OID {globalPlatform 1} */
@@ -266,7 +293,7 @@ static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct t
     case 0x00C1: {
         struct tse_scp_keys k;
         uint64_t v = 0;
-        if (!keyset(ctx, 0, &k) || tse_ctx_counter_get(ctx, counter_name(k.scp), &v) != 0)
+        if (keyset(ctx, 0, &k) < 0 || tse_ctx_counter_get(ctx, counter_name(k.scp), &v) != 0)
             return SW_REFERENCED_DATA_NOT_FOUND;
         uint8_t c[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
         rc = k.scp == 2 ? put_tlv(rsp, t + 1, 1, c + 1, 2) : put_tlv(rsp, t + 1, 1, c, 3);
@@ -286,8 +313,11 @@ static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
         return SW_FILE_FULL;
     tse_scp_close(s); /* a new INITIALIZE UPDATE ends any session on this channel */
     struct tse_scp_keys k;
-    if (!keyset(ctx, a->p1, &k))
+    int slot = keyset(ctx, a->p1, &k);
+    if (slot < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
+    if (keyset_blocked(ctx, slot))
+        return SW_FILE_INVALID; /* 6983: authentication method blocked */
     if (a->lc != tse_scp_challenge_len(&k))
         return SW_WRONG_LENGTH;
     const char *cn = counter_name(k.scp);
@@ -392,7 +422,7 @@ static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const st
         tse_scp_kcv(key, kl, t == TSE_KEY_TYPE_AES, kcv);
         if (kcv_len && !tse_ct_equal(kcv, a->data + pos + 3 + l, 3))
             return SW_WRONG_DATA; /* the key did not arrive as sent */
-        memcpy(e + 5 + 32 * (first - 1 + nkeys), key, kl);
+        memcpy(e + KS_KEYS + 32 * (first - 1 + nkeys), key, kl);
         tse_wipe(key, sizeof(key));
         memcpy(out + on, kcv, 3);
         on += 3;
@@ -419,6 +449,7 @@ static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const st
     tse_wipe(keys, sizeof(keys));
     if (rc)
         return tse_sw_from_err(rc);
+    count_failure(ctx, slot, false); /* new keys start with a clean record */
     return tse_response_append(rsp, out, on) ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
@@ -435,8 +466,13 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         return SW_FILE_FULL;
     if (in->ins == INS_INITIALIZE_UPDATE && ci.proprietary && !ci.sm)
         return initialize_update(ctx, in, rsp);
-    if (in->ins == INS_EXTERNAL_AUTHENTICATE && ci.proprietary)
-        return tse_scp_card_external_authenticate(s, in);
+    if (in->ins == INS_EXTERNAL_AUTHENTICATE && ci.proprietary) {
+        struct tse_scp_keys k;
+        int slot = s->initialized ? keyset(ctx, s->keys.kvn, &k) : -1;
+        uint16_t sw = tse_scp_card_external_authenticate(s, in);
+        count_failure(ctx, slot, sw != SW_NO_ERROR);
+        return sw;
+    }
 
     /* Everything else goes through the channel's session: checked and decrypted here. */
     static uint8_t plainbuf[TSE_APDU_MAX_DATA + 32];

@@ -653,7 +653,7 @@ uint16_t tse_scp_card_external_authenticate(struct tse_scp_session *s, const str
     if (!level_ok(s, a->p1) || a->p2 != 0)
         return fail_close(s, "security level not supported", SW_INCORRECT_P1P2);
     if (!tse_ct_equal(a->data, s->host_cryptogram, cl))
-        return fail_close(s, "host cryptogram mismatch", SW_VERIFY_FAILED_00);
+        return fail_close(s, "host cryptogram mismatch", SW_AUTHENTICATION_FAILED);
     uint8_t mac[16];
     if (ea_mac(s, a->p1, mac) != 0 || !tse_ct_equal(mac, a->data + cl, ml))
         return fail_close(s, "EXTERNAL AUTHENTICATE C-MAC mismatch",
