@@ -669,9 +669,15 @@ uint16_t tse_scp_card_unwrap(struct tse_scp_session *s, const struct tse_apdu *i
                              struct tse_apdu *out, uint8_t *buf, size_t cap)
 {
     *out = *in;
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC)) {
-        if (s->authenticated)
-            keep_cmd(s, in);
+    if (!s->authenticated) {
+        if (cla_has_sm(in->cla)) {
+            s->why = "protected command without a secure channel";
+            return SW_SECURITY_STATUS_NOT_SATISFIED;
+        }
+        return SW_NO_ERROR;
+    }
+    if (!(s->level & TSE_SL_CMAC)) {
+        keep_cmd(s, in);
         return SW_NO_ERROR;
     }
     if (!cla_has_sm(in->cla))
