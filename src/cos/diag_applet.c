@@ -150,7 +150,8 @@ static uint16_t ram(struct tse_ctx *ctx, const struct tse_apdu *a, struct tse_re
         return tse_response_append(rsp, m, RAM_SIZE) ? SW_UNKNOWN : SW_NO_ERROR;
     if (a->lc > RAM_SIZE)
         return SW_WRONG_LENGTH;
-    memcpy(m, a->data, a->lc);
+    if (a->lc) /* no data: a->data is NULL */
+        memcpy(m, a->data, a->lc);
     return SW_NO_ERROR;
 }
 

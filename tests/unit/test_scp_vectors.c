@@ -1308,8 +1308,8 @@ int main(void)
         (struct CMUnitTest){"SCP03 i=60 handshake (spec 3.6)", test_scp03_i60, NULL, NULL, NULL};
     tests[nt++] = (struct CMUnitTest){"key check values (spec 1)", test_kcv, NULL, NULL, NULL};
     for (size_t k = 0; k < ncases; k++) {
-        snprintf(names[2 * k], sizeof(names[0]), "%s [host]", cases[k].id);
-        snprintf(names[2 * k + 1], sizeof(names[0]), "%s [card]", cases[k].id);
+        snprintf(names[2 * k], sizeof(names[0]), "%.100s [host]", cases[k].id);
+        snprintf(names[2 * k + 1], sizeof(names[0]), "%.100s [card]", cases[k].id);
         tests[nt++] = (struct CMUnitTest){names[2 * k], test_host, NULL, NULL, &cases[k]};
         tests[nt++] = (struct CMUnitTest){names[2 * k + 1], test_card, NULL, NULL, &cases[k]};
     }
