@@ -758,9 +758,16 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
         fputc('\n', s->out);
         fflush(s->out);
     }
-    /* MANAGE CHANNEL and GET RESPONSE belong to the card's OS, not to the security domain:
-     * hosts never put them in the secure channel. */
-    bool os_cmd = clen >= 2 && !(c[0] & 0x80) && (c[1] == 0x70 || c[1] == 0xC0);
+    /* MANAGE CHANNEL, GET RESPONSE and SELECT by name belong to the card's OS, not to the
+     * security domain: hosts never put them in the secure channel. A SELECT also ends the
+     * channel's session on the card (GlobalPlatform), so it ends here too. */
+    bool select = clen >= 3 && !(c[0] & 0x80) && c[1] == 0xA4 && c[2] == 0x04;
+    bool os_cmd = clen >= 2 && !(c[0] & 0x80) && (c[1] == 0x70 || c[1] == 0xC0 || select);
+    if (select && s->scp_on[s->iface][ch]) {
+        s->scp_on[s->iface][ch] = false;
+        if (s->output)
+            fputs("   (SELECT: the secure channel on this channel ends)\n", s->out);
+    }
     struct tse_scp_session *sc = s->scp_on[s->iface][ch] && !os_cmd ? &s->scp[s->iface][ch] : NULL;
     const uint8_t *wire = c;
     size_t wlen = clen;
