@@ -123,6 +123,9 @@ void tse_rt_ram_free(struct tse_card *card, int iface);
 /* End of a callback: an applet's open transaction is aborted (Java Card rule). */
 void tse_rt_end_callback(struct tse_card *card, struct tse_ctx *ctx);
 
+/* Card life cycle state (GlobalPlatform coding), kept in the runtime's meta object. */
+uint8_t tse_rt_card_life_cycle(const struct tse_card *card);
+
 /* rng.c */
 int tse_rng_init(struct tse_card *card);
 void tse_rng_free(struct tse_card *card);

@@ -613,6 +613,18 @@ static int finish(struct parser *ps)
     }
     if (p->deterministic && !p->seed_len)
         return fail(ps, "[deterministic] needs a seed");
+    /* A card always has keys: without a [keyset] it gets the default test key set. */
+    if (p->n_keysets == 0) {
+        struct tse_keyset *ks = &p->keysets[p->n_keysets++];
+        memset(ks, 0, sizeof(*ks));
+        ks->kvn = 0x30;
+        ks->scp = 3;
+        ks->i = 0x70;
+        ks->type = TSE_KEY_AES;
+        ks->key_len = 16;
+        for (int b = 0; b < 16; b++)
+            ks->enc[b] = ks->mac[b] = ks->dek[b] = (uint8_t)(0x40 + b);
+    }
     /* The secure channels need their sequence counters even when a profile names none. */
     static const struct tse_profile_counter seqs[] = {{"scp02_sequence", 0, 0xFFFF},
                                                       {"scp03_sequence", 0, 0xFFFFFF}};

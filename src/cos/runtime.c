@@ -187,6 +187,14 @@ static uint32_t meta_next_ctx(struct tse_card *card)
     return get32(m + META_NEXT_CTX);
 }
 
+uint8_t tse_rt_card_life_cycle(const struct tse_card *card)
+{
+    const uint8_t *m;
+    if (tse_store_get(card->store, 0, SYS_OBJ_META, &m, NULL) != 0)
+        return 0;
+    return m[META_LIFE_CYCLE];
+}
+
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
                    const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
                    uint32_t tquota, uint8_t default_on, uint16_t *sw)

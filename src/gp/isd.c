@@ -14,6 +14,7 @@
 
 #include "crypto/crypto_internal.h"
 
+#include "cos/card_internal.h"
 #include "gp/gp_internal.h"
 #include "tse/scp.h"
 #include "tse/sw.h"
@@ -28,12 +29,17 @@
 #define IDENT_LEN  (42 + 1 + 16 + 1 + 16 + 10)
 
 #define RAM_SESSION0 0x100 /* + channel */
+#define RAM_STATUS0  0x200 /* + channel: GET STATUS paging */
 
 #define INS_INITIALIZE_UPDATE     0x50
 #define INS_EXTERNAL_AUTHENTICATE 0x82
 #define INS_GET_DATA              0xCA
 #define INS_PUT_KEY               0xD8
-#define INS_SELECT                0xA4
+#define INS_GET_STATUS            0xF2
+
+/* GET STATUS answers at most this many bytes at once; the rest follows after 6310. */
+#define STATUS_CHUNK 240
+#define INS_SELECT   0xA4
 
 /* GlobalPlatform OIDs used in card recognition data (GP 2.3.1 card spec, §H.2). */
 static const uint8_t OID_GP[] = {0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B};
@@ -347,6 +353,189 @@ static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
     return SW_NO_ERROR;
 }
 
+/* ---- GET STATUS ---------------------------------------------------------------------------------
+ */
+
+/* One registry entry as GET STATUS sees it. */
+struct reg_entry {
+    const uint8_t *aid;
+    uint8_t aid_len;
+    uint8_t life_cycle;
+    uint8_t priv[3];
+    const uint8_t *elf; /* executable load file (package) of an application, or NULL */
+    uint8_t elf_len;
+    const struct tse_package_def *pkg; /* for load files */
+};
+
+struct status_state {
+    uint8_t active, p1, tlv, plen;
+    uint8_t prefix[TSE_AID_MAX];
+    uint16_t next;
+};
+
+/* The n-th registry entry of a GET STATUS scope (P1 80, 40, 20 or 10); false past the end. */
+static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entry *e)
+{
+    struct tse_card *card = ctx->card;
+    memset(e, 0, sizeof(*e));
+    if (p1 == 0x80) {
+        if (n)
+            return false;
+        e->aid = ctx->inst->aid.b;
+        e->aid_len = ctx->inst->aid.len;
+        e->life_cycle = tse_rt_card_life_cycle(card);
+        /* SD, card lock, terminate, reset, CVM; trusted path … final application; receipts */
+        e->priv[0] = 0x9E;
+        e->priv[1] = 0xFE;
+        e->priv[2] = 0x80;
+        e->elf = ctx->inst->package.b;
+        e->elf_len = ctx->inst->package.len;
+        return true;
+    }
+    if (p1 == 0x40) {
+        size_t k = 0;
+        for (size_t i = 0; i < card->n_inst; i++) {
+            struct tse_instance *in = &card->inst[i];
+            if (in == ctx->inst)
+                continue;
+            if (k++ != n)
+                continue;
+            e->aid = in->aid.b;
+            e->aid_len = in->aid.len;
+            e->life_cycle = in->state;
+            e->elf = in->package.b;
+            e->elf_len = in->package.len;
+            return true;
+        }
+        return false;
+    }
+    /* load files: the native packages of this build, all "in ROM" */
+    if (!tse_native_packages[n])
+        return false;
+    e->pkg = tse_native_packages[n];
+    e->aid = e->pkg->aid;
+    e->aid_len = e->pkg->aid_len;
+    e->life_cycle = 0x01; /* LOADED */
+    return true;
+}
+
+/* Encode one entry; 0 if it does not fit in cap. */
+static size_t status_entry(struct tse_ctx *ctx, const struct status_state *st,
+                           const struct reg_entry *e, uint8_t *out, size_t cap)
+{
+    uint8_t b[512];
+    size_t n = 0;
+    const struct tse_aid *sd = tse_ctx_aid(ctx);
+    if (!st->tlv) {
+        b[n++] = e->aid_len;
+        memcpy(b + n, e->aid, e->aid_len);
+        n += e->aid_len;
+        b[n++] = e->life_cycle;
+        b[n++] = e->priv[0];
+        if (st->p1 == 0x10) {
+            b[n++] = (uint8_t)e->pkg->n_modules;
+            for (size_t m = 0; m < e->pkg->n_modules && n + 17 < sizeof(b); m++) {
+                b[n++] = e->pkg->modules[m].aid_len;
+                memcpy(b + n, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
+                n += e->pkg->modules[m].aid_len;
+            }
+        }
+    } else {
+        size_t body = 2;
+        b[body++] = 0x4F;
+        b[body++] = e->aid_len;
+        memcpy(b + body, e->aid, e->aid_len);
+        body += e->aid_len;
+        b[body++] = 0x9F;
+        b[body++] = 0x70;
+        b[body++] = 0x01;
+        b[body++] = e->life_cycle;
+        if (st->p1 & 0xC0) { /* applications and domains have privileges */
+            b[body++] = 0xC5;
+            b[body++] = 0x03;
+            memcpy(b + body, e->priv, 3);
+            body += 3;
+        }
+        if (e->elf) {
+            b[body++] = 0xC4;
+            b[body++] = e->elf_len;
+            memcpy(b + body, e->elf, e->elf_len);
+            body += e->elf_len;
+        }
+        if (e->pkg) {
+            b[body++] = 0xCE;
+            b[body++] = 0x02;
+            b[body++] = e->pkg->version_major;
+            b[body++] = e->pkg->version_minor;
+            for (size_t m = 0; st->p1 == 0x10 && m < e->pkg->n_modules && body + 18 < sizeof(b);
+                 m++) {
+                b[body++] = 0x84;
+                b[body++] = e->pkg->modules[m].aid_len;
+                memcpy(b + body, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
+                body += e->pkg->modules[m].aid_len;
+            }
+        }
+        b[body++] = 0xCC;
+        b[body++] = sd->len;
+        memcpy(b + body, sd->b, sd->len);
+        body += sd->len;
+        b[0] = 0xE3;
+        b[1] = (uint8_t)(body - 2);
+        n = body;
+    }
+    if (n > cap)
+        return 0;
+    memcpy(out, b, n);
+    return n;
+}
+
+static uint16_t get_status(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
+                           struct tse_response *rsp)
+{
+    if (!s->authenticated)
+        return SW_SECURITY_STATUS_NOT_SATISFIED;
+    uint8_t *m;
+    if (tse_ctx_transient(ctx, (uint16_t)(RAM_STATUS0 + tse_ctx_channel(ctx)),
+                          sizeof(struct status_state), TSE_CLEAR_ON_RESET, &m) != 0)
+        return SW_FILE_FULL;
+    struct status_state *st = (struct status_state *)(void *)m;
+    if (a->p1 != 0x80 && a->p1 != 0x40 && a->p1 != 0x20 && a->p1 != 0x10)
+        return SW_INCORRECT_P1P2;
+    if (a->p2 & ~0x03)
+        return SW_INCORRECT_P1P2;
+    if (a->p2 & 0x01) { /* next occurrence: continue the previous answer */
+        if (!st->active || st->p1 != a->p1 || st->tlv != ((a->p2 & 0x02) != 0))
+            return SW_CONDITIONS_NOT_SATISFIED;
+    } else {
+        /* search criteria: 4F with an AID prefix (4F 00 = everything); other tags ignored */
+        if (a->lc < 2 || a->data[0] != 0x4F || a->data[1] > TSE_AID_MAX ||
+            (size_t)a->data[1] + 2 > a->lc)
+            return SW_WRONG_DATA;
+        memset(st, 0, sizeof(*st));
+        st->p1 = a->p1;
+        st->tlv = (a->p2 & 0x02) != 0;
+        st->plen = a->data[1];
+        memcpy(st->prefix, a->data + 2, st->plen);
+    }
+    size_t cap = STATUS_CHUNK < rsp->cap ? STATUS_CHUNK : rsp->cap, found = 0;
+    struct reg_entry e;
+    for (size_t i = st->next; reg_entry(ctx, st->p1, i, &e); i++) {
+        if (e.aid_len < st->plen || memcmp(e.aid, st->prefix, st->plen) != 0)
+            continue;
+        found++;
+        size_t n = status_entry(ctx, st, &e, rsp->data + rsp->len, cap - rsp->len);
+        if (n == 0) { /* page full: the host asks again with P2 | 01 */
+            st->active = 1;
+            st->next = (uint16_t)i;
+            return SW_MORE_DATA_AVAILABLE;
+        }
+        rsp->len += n;
+    }
+    bool continued = st->active;
+    memset(st, 0, sizeof(*st));
+    return found || continued ? SW_NO_ERROR : SW_REFERENCED_DATA_NOT_FOUND;
+}
+
 /* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace
  * single keys of a key set (P2 = key id). Response: new KVN and the KCV of each key. */
 static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
@@ -489,6 +678,9 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         break;
     case INS_PUT_KEY:
         sw = put_key(ctx, s, &a, rsp);
+        break;
+    case INS_GET_STATUS:
+        sw = get_status(ctx, s, &a, rsp);
         break;
     default:
         sw = SW_INS_NOT_SUPPORTED;
