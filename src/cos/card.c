@@ -416,10 +416,26 @@ static uint16_t select_on(struct tse_card *c, int iface, uint8_t chn, int idx)
     return SW_NO_ERROR;
 }
 
+/* Selectable now: by its own state and by the card's. In CARD_LOCKED and TERMINATED only the
+ * issuer security domain can be selected (GlobalPlatform card life cycle). */
+static bool can_select(const struct tse_card *c, size_t i)
+{
+    if (!tse_rt_selectable(&c->inst[i]))
+        return false;
+    uint8_t lc = tse_rt_card_life_cycle(c);
+    if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)
+        return tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid);
+    return true;
+}
+
 static int default_app(const struct tse_card *c, int iface)
 {
+    uint8_t lc = tse_rt_card_life_cycle(c);
+    bool restricted = lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED;
     for (size_t i = 0; i < c->n_inst; i++)
-        if ((c->inst[i].default_on & (1u << iface)) && tse_rt_selectable(&c->inst[i]))
+        if (((c->inst[i].default_on & (1u << iface)) ||
+             (restricted && tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid))) &&
+            can_select(c, i))
             return (int)i;
     return -1;
 }
@@ -610,8 +626,7 @@ static int select_df_name(struct tse_card *c, int iface, uint8_t chn, const stru
             tse_aid_has_prefix(&c->inst[ch->sel].aid, a->data, a->lc))
             start = (size_t)ch->sel + 1;
         for (size_t i = start; i < c->n_inst; i++)
-            if (tse_rt_selectable(&c->inst[i]) &&
-                tse_aid_has_prefix(&c->inst[i].aid, a->data, a->lc)) {
+            if (can_select(c, i) && tse_aid_has_prefix(&c->inst[i].aid, a->data, a->lc)) {
                 idx = (int)i;
                 break;
             }

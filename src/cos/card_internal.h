@@ -125,6 +125,7 @@ void tse_rt_end_callback(struct tse_card *card, struct tse_ctx *ctx);
 
 /* Card life cycle state (GlobalPlatform coding), kept in the runtime's meta object. */
 uint8_t tse_rt_card_life_cycle(const struct tse_card *card);
+int tse_rt_set_card_life_cycle(struct tse_card *card, uint8_t lc);
 
 /* rng.c */
 int tse_rng_init(struct tse_card *card);

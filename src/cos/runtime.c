@@ -195,6 +195,11 @@ uint8_t tse_rt_card_life_cycle(const struct tse_card *card)
     return m[META_LIFE_CYCLE];
 }
 
+int tse_rt_set_card_life_cycle(struct tse_card *card, uint8_t lc)
+{
+    return tse_store_write(card->store, 0, SYS_OBJ_META, META_LIFE_CYCLE, &lc, 1);
+}
+
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
                    const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
                    uint32_t tquota, uint8_t default_on, uint16_t *sw)

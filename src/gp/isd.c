@@ -36,6 +36,7 @@
 #define INS_GET_DATA              0xCA
 #define INS_PUT_KEY               0xD8
 #define INS_GET_STATUS            0xF2
+#define INS_SET_STATUS            0xF0
 
 /* GET STATUS answers at most this many bytes at once; the rest follows after 6310. */
 #define STATUS_CHUNK 240
@@ -536,6 +537,67 @@ static uint16_t get_status(struct tse_ctx *ctx, struct tse_scp_session *s, const
     return found || continued ? SW_NO_ERROR : SW_REFERENCED_DATA_NOT_FOUND;
 }
 
+/* ---- SET STATUS
+ * ------------------------------------------------------------------------------------ */
+
+static bool card_transition_ok(uint8_t from, uint8_t to)
+{
+    if (to == TSE_LC_TERMINATED)
+        return from != TSE_LC_TERMINATED;
+    switch (from) {
+    case TSE_LC_OP_READY:
+        return to == TSE_LC_INITIALIZED;
+    case TSE_LC_INITIALIZED:
+        return to == TSE_LC_SECURED;
+    case TSE_LC_SECURED:
+        return to == TSE_LC_CARD_LOCKED;
+    case TSE_LC_CARD_LOCKED:
+        return to == TSE_LC_SECURED;
+    default:
+        return false;
+    }
+}
+
+/* SET STATUS: P1 80 card life cycle (P2 = new state); P1 40 lock (P2 80) or unlock (P2 00)
+ * the application or security domain named in the data. */
+static uint16_t set_status(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a)
+{
+    if (!s->authenticated)
+        return SW_SECURITY_STATUS_NOT_SATISFIED;
+    struct tse_card *card = ctx->card;
+    const struct tse_aid *isd = tse_ctx_aid(ctx);
+    if (a->p1 == 0x80) {
+        if (a->lc && (a->lc != isd->len || memcmp(a->data, isd->b, isd->len) != 0))
+            return SW_WRONG_DATA;
+        if (!card_transition_ok(tse_rt_card_life_cycle(card), a->p2))
+            return SW_CONDITIONS_NOT_SATISFIED;
+        return tse_sw_from_err(tse_rt_set_card_life_cycle(card, a->p2));
+    }
+    if (a->p1 != 0x40)
+        return SW_INCORRECT_P1P2; /* 60 (a domain with its applications) is not supported */
+    struct tse_aid target;
+    if (a->lc < TSE_AID_MIN || tse_aid_set(&target, a->data, a->lc) != 0)
+        return SW_WRONG_DATA;
+    int idx = tse_rt_find(card, &target);
+    if (idx < 0)
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    if (tse_aid_equal(&target, isd))
+        return SW_CONDITIONS_NOT_SATISFIED; /* the ISD's state is the card's: use P1 80 */
+    uint8_t st = card->inst[idx].state;
+    if (a->p2 == 0x80) {
+        if (st & APP_STATE_LOCKED)
+            return SW_CONDITIONS_NOT_SATISFIED;
+        st |= APP_STATE_LOCKED;
+    } else if (a->p2 == 0x00) {
+        if (!(st & APP_STATE_LOCKED))
+            return SW_CONDITIONS_NOT_SATISFIED;
+        st &= (uint8_t)~APP_STATE_LOCKED;
+    } else {
+        return SW_INCORRECT_P1P2; /* application-specific states belong to the application */
+    }
+    return tse_sw_from_err(tse_rt_set_state(card, idx, st));
+}
+
 /* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace
  * single keys of a key set (P2 = key id). Response: new KVN and the KCV of each key. */
 static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
@@ -646,10 +708,20 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
                             struct tse_response *rsp)
 {
     struct tse_cla_info ci = tse_cla_decode(in->cla);
+    uint8_t card_lc = tse_rt_card_life_cycle(ctx->card);
     if (in->ins == INS_SELECT && in->p1 == 0x04 && !ci.proprietary) {
+        /* The runtime also hands us SELECTs of AIDs nobody can take (absent, locked): those
+         * are not for us, and the current session survives them. */
+        if (in->lc && !tse_aid_has_prefix(tse_ctx_aid(ctx), in->data, in->lc))
+            return SW_FILE_NOT_FOUND;
         end_session(ctx);
-        return fci(ctx, rsp);
+        uint16_t sw = fci(ctx, rsp);
+        /* a locked or terminated card still selects its ISD, with the warning 6283 */
+        bool warn = card_lc == TSE_LC_CARD_LOCKED || card_lc == TSE_LC_TERMINATED;
+        return sw == SW_NO_ERROR && warn ? SW_WARNING_SELECTED_FILE_INVALID : sw;
     }
+    if (card_lc == TSE_LC_TERMINATED && in->ins != INS_GET_DATA)
+        return SW_CONDITIONS_NOT_SATISFIED; /* a terminated card only answers GET DATA */
     struct tse_scp_session *s = session(ctx);
     if (!s)
         return SW_FILE_FULL;
@@ -681,6 +753,9 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         break;
     case INS_GET_STATUS:
         sw = get_status(ctx, s, &a, rsp);
+        break;
+    case INS_SET_STATUS:
+        sw = set_status(ctx, s, &a);
         break;
     default:
         sw = SW_INS_NOT_SUPPORTED;

@@ -81,7 +81,8 @@ static void test_malformed(void **state)
 #define ISD_FCI "6F108408A000000151000000A5049F6501FF9000"
     assert_string_equal(tt_xfer(c, CT, "00A4040008A000000151000000"), ISD_FCI);
     assert_string_equal(tt_xfer(c, CT, "00A4040000"), ISD_FCI); /* the default application */
-    assert_string_equal(tt_xfer(c, CT, "00A4040008A000000999000000"), ISD_FCI); /* to the ISD */
+    /* an AID nobody has goes to the selected ISD, which says it is not its own */
+    assert_string_equal(tt_xfer(c, CT, "00A4040008A000000999000000"), "6A82");
     assert_string_equal(tt_xfer(c, CT, SELECT_DIAG), "6F0A8408" DIAG_AID "9000");
     assert_string_equal(tt_xfer(c, CT, "00A4041008" DIAG_AID), "6A86");
     assert_string_equal(tt_xfer(c, CT, "00A4040108" DIAG_AID), "6A86");
