@@ -41,7 +41,7 @@ struct tse_keyset {
     uint8_t scp; /**< 0x02 or 0x03 */
     uint8_t i;   /**< SCP implementation option */
     enum tse_key_type type;
-    uint8_t key_len; /**< 16 for 2-key 3DES; 16, 24 or 32 for AES */
+    uint8_t key_len;      /**< 16 for 2-key 3DES; 16, 24 or 32 for AES */
     uint8_t max_failures; /**< failed authentications before the key set is blocked; 0 = no limit */
     uint8_t enc[32], mac[32], dek[32];
 };

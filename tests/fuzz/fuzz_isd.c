@@ -58,7 +58,7 @@ static bool authenticate(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!card || ++runs % 2000 == 0)
-        setup(); /* PUT KEY may fill the key table: start over now and then */
+        setup();                    /* PUT KEY may fill the key table: start over now and then */
     if (size < 2 || size > 2 + 247) /* a C-MAC'd command still fits short Lc */
         return 0;
     if (!open_session && !(open_session = authenticate()))
