@@ -18,6 +18,7 @@
 #include "gp/gp_internal.h"
 #include "tse/scp.h"
 #include "tse/sw.h"
+#include "tse/tlv.h"
 
 #define OBJ_KEYS  1
 #define OBJ_IDENT 2
@@ -177,20 +178,19 @@ static const char *counter_name(uint8_t scp)
     return scp == 2 ? "scp02_sequence" : "scp03_sequence";
 }
 
-static int put_tlv(struct tse_response *r, const uint8_t *tag, size_t tlen, const uint8_t *v,
-                   size_t vlen)
+/* Append the writer's result to the response. */
+static int respond(struct tse_response *r, struct tse_tlv_writer *w)
 {
-    uint8_t l[2];
-    size_t ln = 0;
-    if (vlen > 127)
-        l[ln++] = 0x81;
-    l[ln++] = (uint8_t)vlen;
-    int rc = tse_response_append(r, tag, tlen);
-    if (!rc)
-        rc = tse_response_append(r, l, ln);
-    if (!rc)
-        rc = tse_response_append(r, v, vlen);
-    return rc;
+    int n = tse_tlv_finish(w);
+    if (n < 0)
+        return n;
+    r->len += (size_t)n;
+    return 0;
+}
+
+static void writer(struct tse_tlv_writer *w, struct tse_response *r)
+{
+    tse_tlv_writer_init(w, r->data + r->len, r->cap - r->len);
 }
 
 /* ---- commands
@@ -199,51 +199,48 @@ static int put_tlv(struct tse_response *r, const uint8_t *tag, size_t tlen, cons
 static uint16_t fci(struct tse_ctx *ctx, struct tse_response *rsp)
 {
     const struct tse_aid *aid = tse_ctx_aid(ctx);
-    uint8_t b[64];
-    size_t n = 0;
-    b[n++] = 0x84;
-    b[n++] = aid->len;
-    memcpy(b + n, aid->b, aid->len);
-    n += aid->len;
-    static const uint8_t a5[] = {0xA5, 0x04, 0x9F, 0x65, 0x01, 0xFF}; /* max command data */
-    memcpy(b + n, a5, sizeof(a5));
-    n += sizeof(a5);
-    static const uint8_t tag6f = 0x6F;
-    return put_tlv(rsp, &tag6f, 1, b, n) ? SW_UNKNOWN : SW_NO_ERROR;
+    struct tse_tlv_writer w;
+    writer(&w, rsp);
+    tse_tlv_begin(&w, 0x6F);
+    tse_tlv_put(&w, 0x84, aid->b, aid->len);
+    tse_tlv_begin(&w, 0xA5);
+    tse_tlv_put_u8(&w, 0x9F65, 0xFF); /* maximum length of command data */
+    tse_tlv_end(&w);
+    tse_tlv_end(&w);
+    return respond(rsp, &w) ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
 /* Card recognition data (tag 66 / 73): GP OIDs and the default key set's SCP and i. */
+/* An OID {globalPlatform ...} in its tag: 06 L 2A864886FC6B <suffix>. */
+static void gp_oid(struct tse_tlv_writer *w, uint32_t outer, const uint8_t *suffix, size_t n)
+{
+    uint8_t oid[6 + 4];
+    memcpy(oid, OID_GP, 6);
+    memcpy(oid + 6, suffix, n);
+    if (outer)
+        tse_tlv_begin(w, outer);
+    tse_tlv_put(w, 0x06, oid, 6 + n);
+    if (outer)
+        tse_tlv_end(w);
+}
+
 static int card_data(struct tse_ctx *ctx, struct tse_response *rsp)
 {
     struct tse_scp_keys k = {.scp = 3, .i = 0x70};
     (void)keyset(ctx, 0, &k);
-    uint8_t b[80];
-    size_t n = 0;
-    /* 06: GP RID OID {globalPlatform 1} */
-    b[n++] = 0x06;
-    b[n++] = 7;
-    memcpy(b + n, OID_GP, 6);
-    b[n + 6] = 0x01;
-    n += 7;
-    /* 60: card management type and version {globalPlatform 2 2 3 1} */
-    static const uint8_t v60[] = {0x60, 0x0C, 0x06, 0x0A, 0x2A, 0x86, 0x48,
-                                  0x86, 0xFC, 0x6B, 0x02, 0x02, 0x03, 0x01};
-    memcpy(b + n, v60, sizeof(v60));
-    n += sizeof(v60);
-    /* 63: card identification scheme {globalPlatform 3} */
-    static const uint8_t v63[] = {0x63, 0x09, 0x06, 0x07, 0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B, 0x03};
-    memcpy(b + n, v63, sizeof(v63));
-    n += sizeof(v63);
-    /* 64: secure channel protocol and option {globalPlatform 4 scp i} */
-    uint8_t v64[] = {0x64, 0x0B, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B, 0x04, k.scp, k.i};
-    memcpy(b + n, v64, sizeof(v64));
-    n += sizeof(v64);
-    uint8_t t73[2 + 80];
-    t73[0] = 0x73;
-    t73[1] = (uint8_t)n;
-    memcpy(t73 + 2, b, n);
-    static const uint8_t tag66 = 0x66;
-    return put_tlv(rsp, &tag66, 1, t73, n + 2);
+    static const uint8_t rid[] = {0x01}, version[] = {0x02, 0x02, 0x03, 0x01}, scheme[] = {0x03};
+    const uint8_t scp[] = {0x04, k.scp, k.i};
+    struct tse_tlv_writer w;
+    writer(&w, rsp);
+    tse_tlv_begin(&w, 0x66);
+    tse_tlv_begin(&w, 0x73);
+    gp_oid(&w, 0, rid, sizeof(rid));            /* card recognition data */
+    gp_oid(&w, 0x60, version, sizeof(version)); /* card management: GP 2.3.1 */
+    gp_oid(&w, 0x63, scheme, sizeof(scheme));   /* card identification scheme */
+    gp_oid(&w, 0x64, scp, sizeof(scp));         /* secure channel protocol and i */
+    tse_tlv_end(&w);
+    tse_tlv_end(&w);
+    return respond(rsp, &w);
 }
 
 /* Key information template (tag E0): one C0 entry per key. */
@@ -252,22 +249,18 @@ static int key_info(struct tse_ctx *ctx, struct tse_response *rsp)
     const uint8_t *p;
     if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
         return TSE_ERR_NOT_FOUND;
-    uint8_t b[TSE_MAX_KEYSETS * 3 * 6];
-    size_t n = 0;
+    struct tse_tlv_writer w;
+    writer(&w, rsp);
+    tse_tlv_begin(&w, 0xE0);
     for (size_t i = 0; i < p[0]; i++) {
         const uint8_t *e = p + 1 + i * KEYSET_LEN;
-        bool aes = e[3] == TSE_KEY_AES;
         for (uint8_t kid = 1; kid <= 3; kid++) {
-            b[n++] = 0xC0;
-            b[n++] = 0x04;
-            b[n++] = kid;
-            b[n++] = e[0];
-            b[n++] = aes ? 0x88 : 0x80;
-            b[n++] = e[4];
+            const uint8_t c0[] = {kid, e[0], e[3] == TSE_KEY_AES ? 0x88 : 0x80, e[4]};
+            tse_tlv_put(&w, 0xC0, c0, sizeof(c0));
         }
     }
-    static const uint8_t tage0 = 0xE0;
-    return put_tlv(rsp, &tage0, 1, b, n);
+    tse_tlv_end(&w);
+    return respond(rsp, &w);
 }
 
 static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct tse_response *rsp)
@@ -276,26 +269,25 @@ static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct t
     if (!id)
         return SW_UNKNOWN;
     uint16_t tag = (uint16_t)(a->p1 << 8 | a->p2);
-    uint8_t t[2] = {a->p1, a->p2};
-    int rc;
+    struct tse_tlv_writer w;
+    writer(&w, rsp);
+    int rc = 0;
     switch (tag) {
     case 0x9F7F:
-        rc = put_tlv(rsp, t, 2, id, 42);
+        tse_tlv_put(&w, tag, id, 42);
         break;
     case 0x0066:
-        rc = card_data(ctx, rsp);
-        break;
+        return card_data(ctx, rsp) ? SW_UNKNOWN : SW_NO_ERROR;
     case 0x00E0:
-        rc = key_info(ctx, rsp);
-        break;
+        return key_info(ctx, rsp) ? SW_UNKNOWN : SW_NO_ERROR;
     case 0x0042:
-        rc = put_tlv(rsp, t + 1, 1, id + 43, id[42]);
+        tse_tlv_put(&w, tag, id + 43, id[42]);
         break;
     case 0x0045:
-        rc = put_tlv(rsp, t + 1, 1, id + 60, id[59]);
+        tse_tlv_put(&w, tag, id + 60, id[59]);
         break;
     case 0x00CF:
-        rc = put_tlv(rsp, t + 1, 1, id + 76, 10);
+        tse_tlv_put(&w, tag, id + 76, 10);
         break;
     case 0x00C1: {
         struct tse_scp_keys k;
@@ -303,12 +295,14 @@ static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct t
         if (keyset(ctx, 0, &k) < 0 || tse_ctx_counter_get(ctx, counter_name(k.scp), &v) != 0)
             return SW_REFERENCED_DATA_NOT_FOUND;
         uint8_t c[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-        rc = k.scp == 2 ? put_tlv(rsp, t + 1, 1, c + 1, 2) : put_tlv(rsp, t + 1, 1, c, 3);
+        tse_tlv_put(&w, tag, k.scp == 2 ? c + 1 : c, k.scp == 2 ? 2 : 3);
         break;
     }
     default:
         return SW_REFERENCED_DATA_NOT_FOUND;
     }
+    if (!rc)
+        rc = respond(rsp, &w);
     return rc ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
@@ -442,47 +436,27 @@ static size_t status_entry(struct tse_ctx *ctx, const struct status_state *st,
             }
         }
     } else {
-        size_t body = 2;
-        b[body++] = 0x4F;
-        b[body++] = e->aid_len;
-        memcpy(b + body, e->aid, e->aid_len);
-        body += e->aid_len;
-        b[body++] = 0x9F;
-        b[body++] = 0x70;
-        b[body++] = 0x01;
-        b[body++] = e->life_cycle;
-        if (st->p1 & 0xC0) { /* applications and domains have privileges */
-            b[body++] = 0xC5;
-            b[body++] = 0x03;
-            memcpy(b + body, e->priv, 3);
-            body += 3;
-        }
-        if (e->elf) {
-            b[body++] = 0xC4;
-            b[body++] = e->elf_len;
-            memcpy(b + body, e->elf, e->elf_len);
-            body += e->elf_len;
-        }
+        struct tse_tlv_writer w;
+        tse_tlv_writer_init(&w, b, sizeof(b));
+        tse_tlv_begin(&w, 0xE3);
+        tse_tlv_put(&w, 0x4F, e->aid, e->aid_len);
+        tse_tlv_put_u8(&w, 0x9F70, e->life_cycle);
+        if (st->p1 & 0xC0) /* applications and domains have privileges */
+            tse_tlv_put(&w, 0xC5, e->priv, 3);
+        if (e->elf)
+            tse_tlv_put(&w, 0xC4, e->elf, e->elf_len);
         if (e->pkg) {
-            b[body++] = 0xCE;
-            b[body++] = 0x02;
-            b[body++] = e->pkg->version_major;
-            b[body++] = e->pkg->version_minor;
-            for (size_t m = 0; st->p1 == 0x10 && m < e->pkg->n_modules && body + 18 < sizeof(b);
-                 m++) {
-                b[body++] = 0x84;
-                b[body++] = e->pkg->modules[m].aid_len;
-                memcpy(b + body, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
-                body += e->pkg->modules[m].aid_len;
-            }
+            const uint8_t version[] = {e->pkg->version_major, e->pkg->version_minor};
+            tse_tlv_put(&w, 0xCE, version, sizeof(version));
+            for (size_t m = 0; st->p1 == 0x10 && m < e->pkg->n_modules; m++)
+                tse_tlv_put(&w, 0x84, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
         }
-        b[body++] = 0xCC;
-        b[body++] = sd->len;
-        memcpy(b + body, sd->b, sd->len);
-        body += sd->len;
-        b[0] = 0xE3;
-        b[1] = (uint8_t)(body - 2);
-        n = body;
+        tse_tlv_put(&w, 0xCC, sd->b, sd->len);
+        tse_tlv_end(&w);
+        int r = tse_tlv_finish(&w);
+        if (r < 0)
+            return 0;
+        n = (size_t)r;
     }
     if (n > cap)
         return 0;
@@ -508,15 +482,17 @@ static uint16_t get_status(struct tse_ctx *ctx, struct tse_scp_session *s, const
         if (!st->active || st->p1 != a->p1 || st->tlv != ((a->p2 & 0x02) != 0))
             return SW_CONDITIONS_NOT_SATISFIED;
     } else {
-        /* search criteria: 4F with an AID prefix (4F 00 = everything); other tags ignored */
-        if (a->lc < 2 || a->data[0] != 0x4F || a->data[1] > TSE_AID_MAX ||
-            (size_t)a->data[1] + 2 > a->lc)
+        /* search criteria: 4F with an AID prefix (4F 00 = everything); other tags (e.g. a
+         * 5C tag list) are accepted and ignored */
+        struct tse_tlv aid;
+        if (tse_tlv_find(a->data, a->lc, 0x4F, &aid) != 1 || aid.len > TSE_AID_MAX)
             return SW_WRONG_DATA;
         memset(st, 0, sizeof(*st));
         st->p1 = a->p1;
         st->tlv = (a->p2 & 0x02) != 0;
-        st->plen = a->data[1];
-        memcpy(st->prefix, a->data + 2, st->plen);
+        st->plen = (uint8_t)aid.len;
+        if (aid.len)
+            memcpy(st->prefix, aid.value, aid.len);
     }
     size_t cap = STATUS_CHUNK < rsp->cap ? STATUS_CHUNK : rsp->cap, found = 0;
     struct reg_entry e;
