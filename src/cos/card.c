@@ -162,8 +162,10 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         uint16_t sw;
         tse_aid_set(&pkg, (const uint8_t *)TSE_GP_PACKAGE_AID, 7);
         tse_aid_set(&mod, (const uint8_t *)TSE_GP_SD_MODULE_AID, 8);
-        rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof.isd_aid, params, plen, 0, 0,
-                                   (uint8_t)(3u & ~claimed), &sw)
+        /* SD, card lock, terminate, reset, CVM; trusted path … final application; receipts */
+        struct tse_rt_install_opts o = {.default_on = (uint8_t)(3u & ~claimed),
+                                        .priv = {0x9E, 0xFE, 0x80}};
+        rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof.isd_aid, params, plen, &o, &sw)
                   : TSE_ERR_INVALID_ARG;
         if (rc && err && errlen)
             snprintf(err, errlen, "%s: cannot install the issuer security domain: %s",
@@ -172,8 +174,11 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
     for (size_t i = 0; !rc && i < c->prof.n_instances; i++) {
         const struct tse_profile_instance *pi = &c->prof.instances[i];
         uint16_t sw;
+        struct tse_rt_install_opts o = {.pquota = pi->persistent_quota,
+                                        .tquota = pi->transient_quota,
+                                        .default_on = pi->default_on};
         rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params, pi->params_len,
-                            pi->persistent_quota, pi->transient_quota, pi->default_on, &sw);
+                            &o, &sw);
         if (rc && err && errlen) {
             char hex[2 * TSE_AID_MAX + 1];
             tse_hex_encode(pi->module.b, pi->module.len, hex);

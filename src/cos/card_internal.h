@@ -40,6 +40,7 @@ struct tse_instance {
     uint16_t rec_id; /* store id of its record */
     uint8_t state;
     uint8_t default_on; /* bit 0 contact, bit 1 contactless */
+    uint8_t priv[3];    /* GlobalPlatform privileges given at installation */
     uint32_t pquota, tquota;
     const struct tse_package_def *pkg;
     const struct tse_module_def *mod;
@@ -110,9 +111,15 @@ int tse_rt_find(const struct tse_card *card, const struct tse_aid *aid);
 bool tse_rt_selectable(const struct tse_instance *in);
 /* Install an instance of module `mod` of package `pkg` (native) and call its install().
  * *sw receives the applet's status word when it ran. Atomic: all or nothing. */
+struct tse_rt_install_opts {
+    uint32_t pquota, tquota; /* 0 = only the card's limits */
+    uint8_t default_on;
+    uint8_t state; /* 0 = SELECTABLE; APP_STATE_INSTALLED for INSTALL [for install] only */
+    uint8_t priv[3];
+};
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
-                   const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
-                   uint32_t tquota, uint8_t default_on, uint16_t *sw);
+                   const struct tse_aid *aid, const uint8_t *params, size_t plen,
+                   const struct tse_rt_install_opts *o, uint16_t *sw);
 /* Delete an instance and all its objects (refused while it is selected somewhere). */
 int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid);
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);

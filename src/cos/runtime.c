@@ -87,6 +87,7 @@ static void rec_encode(const struct tse_instance *in, uint8_t r[INST_REC_LEN])
     memcpy(r + 34, in->package.b, in->package.len);
     r[50] = in->module.len;
     memcpy(r + 51, in->module.b, in->module.len);
+    memcpy(r + 68, in->priv, 3);
 }
 
 static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
@@ -102,6 +103,7 @@ static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
     tse_aid_set(&in->aid, r + 17, r[16]);
     tse_aid_set(&in->package, r + 34, r[33]);
     tse_aid_set(&in->module, r + 51, r[50]);
+    memcpy(in->priv, r + 68, 3);
     return 0;
 }
 
@@ -201,8 +203,8 @@ int tse_rt_set_card_life_cycle(struct tse_card *card, uint8_t lc)
 }
 
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
-                   const struct tse_aid *aid, const uint8_t *params, size_t plen, uint32_t pquota,
-                   uint32_t tquota, uint8_t default_on, uint16_t *sw)
+                   const struct tse_aid *aid, const uint8_t *params, size_t plen,
+                   const struct tse_rt_install_opts *o, uint16_t *sw)
 {
     *sw = SW_UNKNOWN;
     const struct tse_package_def *pd = tse_package_find(pkg);
@@ -224,12 +226,13 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
                               .module = *mod,
                               .ctx_id = meta_next_ctx(card),
                               .rec_id = rec_id,
-                              .state = APP_STATE_SELECTABLE,
-                              .default_on = default_on,
-                              .pquota = pquota,
-                              .tquota = tquota,
+                              .state = o->state ? o->state : APP_STATE_SELECTABLE,
+                              .default_on = o->default_on,
+                              .pquota = o->pquota,
+                              .tquota = o->tquota,
                               .pkg = pd,
                               .mod = md};
+    memcpy(in.priv, o->priv, 3);
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
     struct tse_instance *ni = realloc(card->inst, (card->n_inst + 1) * sizeof(*ni));

@@ -38,6 +38,8 @@
 #define INS_PUT_KEY               0xD8
 #define INS_GET_STATUS            0xF2
 #define INS_SET_STATUS            0xF0
+#define INS_INSTALL               0xE6
+#define INS_DELETE                0xE4
 
 /* GET STATUS answers at most this many bytes at once; the rest follows after 6310. */
 #define STATUS_CHUNK 240
@@ -379,10 +381,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
         e->aid = ctx->inst->aid.b;
         e->aid_len = ctx->inst->aid.len;
         e->life_cycle = tse_rt_card_life_cycle(card);
-        /* SD, card lock, terminate, reset, CVM; trusted path … final application; receipts */
-        e->priv[0] = 0x9E;
-        e->priv[1] = 0xFE;
-        e->priv[2] = 0x80;
+        memcpy(e->priv, ctx->inst->priv, 3);
         e->elf = ctx->inst->package.b;
         e->elf_len = ctx->inst->package.len;
         return true;
@@ -398,6 +397,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
             e->aid = in->aid.b;
             e->aid_len = in->aid.len;
             e->life_cycle = in->state;
+            memcpy(e->priv, in->priv, 3);
             e->elf = in->package.b;
             e->elf_len = in->package.len;
             return true;
@@ -574,6 +574,158 @@ static uint16_t set_status(struct tse_ctx *ctx, struct tse_scp_session *s, const
     return tse_sw_from_err(tse_rt_set_state(card, idx, st));
 }
 
+/* ---- INSTALL and DELETE
+ * --------------------------------------------------------------------------- */
+
+/* One LV field of INSTALL data; lengths may be BER-coded (81 xx). false if malformed. */
+static bool lv(const uint8_t **p, size_t *left, const uint8_t **v, size_t *len)
+{
+    if (*left < 1)
+        return false;
+    size_t n = (*p)[0], hdr = 1;
+    if (n == 0x81) {
+        if (*left < 2)
+            return false;
+        n = (*p)[1];
+        hdr = 2;
+    } else if (n > 0x7F) {
+        return false;
+    }
+    if (n > *left - hdr)
+        return false;
+    *v = *p + hdr;
+    *len = n;
+    *p += hdr + n;
+    *left -= hdr + n;
+    return true;
+}
+
+static uint32_t quota(const uint8_t *ef, size_t len, uint32_t tag)
+{
+    struct tse_tlv t;
+    if (tse_tlv_find(ef, len, tag, &t) != 1 || t.len == 0 || t.len > 4)
+        return 0;
+    uint32_t v = 0;
+    for (size_t i = 0; i < t.len; i++)
+        v = v << 8 | t.value[i];
+    return v;
+}
+
+/* INSTALL [for install], [for make selectable] and both at once, for the native packages of
+ * this build. Loading (for load / LOAD), extradition, personalization and registry update are
+ * not there yet. */
+static uint16_t install(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
+                        struct tse_response *rsp)
+{
+    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+        return SW_SECURITY_STATUS_NOT_SATISFIED;
+    uint8_t what = a->p1 & 0x7F;
+    if (what != 0x04 && what != 0x08 && what != 0x0C)
+        return SW_FUNC_NOT_SUPPORTED;
+    const uint8_t *p = a->data, *elf, *mod, *app, *priv, *params, *token;
+    size_t left = a->lc, elf_len, mod_len, app_len, priv_len, params_len, token_len;
+    if (!lv(&p, &left, &elf, &elf_len) || !lv(&p, &left, &mod, &mod_len) ||
+        !lv(&p, &left, &app, &app_len) || !lv(&p, &left, &priv, &priv_len) ||
+        !lv(&p, &left, &params, &params_len) || !lv(&p, &left, &token, &token_len) || left)
+        return SW_WRONG_DATA;
+    if (app_len < TSE_AID_MIN || app_len > TSE_AID_MAX || (priv_len != 1 && priv_len != 3))
+        return SW_WRONG_DATA;
+    struct tse_card *card = ctx->card;
+    struct tse_aid aid;
+    tse_aid_set(&aid, app, app_len);
+    if (what == 0x08) { /* make selectable: an INSTALLED application becomes SELECTABLE */
+        if (elf_len || mod_len)
+            return SW_WRONG_DATA;
+        int idx = tse_rt_find(card, &aid);
+        if (idx < 0)
+            return SW_REFERENCED_DATA_NOT_FOUND;
+        if (card->inst[idx].state != APP_STATE_INSTALLED)
+            return SW_CONDITIONS_NOT_SATISFIED;
+        int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
+        if (rc)
+            return tse_sw_from_err(rc);
+        return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+    }
+    if (elf_len < TSE_AID_MIN || elf_len > TSE_AID_MAX || mod_len < TSE_AID_MIN ||
+        mod_len > TSE_AID_MAX)
+        return SW_WRONG_DATA;
+    struct tse_aid pkg, module;
+    tse_aid_set(&pkg, elf, elf_len);
+    tse_aid_set(&module, mod, mod_len);
+    /* install parameters: C9 (application specific, mandatory), EF (system: C7/C8 quotas) */
+    struct tse_tlv c9, ef;
+    if (tse_tlv_find(params, params_len, 0xC9, &c9) != 1)
+        return SW_WRONG_DATA;
+    struct tse_rt_install_opts o = {.state = what == 0x04 ? APP_STATE_INSTALLED : 0};
+    if (tse_tlv_find(params, params_len, 0xEF, &ef) == 1) {
+        o.pquota = quota(ef.value, ef.len, 0xC8);
+        o.tquota = quota(ef.value, ef.len, 0xC7);
+    }
+    memcpy(o.priv, priv, priv_len);
+    if ((o.priv[0] & 0x80) || tse_aid_equal(&pkg, &ctx->inst->package))
+        return SW_FUNC_NOT_SUPPORTED; /* supplementary security domains: not yet */
+    uint16_t sw;
+    int rc = tse_rt_install(card, &pkg, &module, &aid, c9.value, c9.len, &o, &sw);
+    switch (rc) {
+    case 0:
+        break;
+    case TSE_ERR_NOT_FOUND:
+        return SW_REFERENCED_DATA_NOT_FOUND; /* no such load file or module */
+    case TSE_ERR_EXISTS:
+        return SW_CONDITIONS_NOT_SATISFIED;
+    case TSE_ERR_DENIED:
+        return sw; /* the application's install() refused */
+    default:
+        return tse_sw_from_err(rc);
+    }
+    return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
+/* DELETE of application instances (4F AID, several allowed). Load files are the native
+ * packages of the build, "in ROM": they cannot be deleted. */
+static uint16_t delete_objects(struct tse_ctx *ctx, struct tse_scp_session *s,
+                               const struct tse_apdu *a, struct tse_response *rsp)
+{
+    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+        return SW_SECURITY_STATUS_NOT_SATISFIED;
+    if (a->p1 != 0x00 || (a->p2 & 0x7F))
+        return SW_INCORRECT_P1P2;
+    const uint8_t *p = a->data;
+    size_t left = a->lc, n = 0;
+    struct tse_tlv t;
+    int r;
+    /* check everything first, so a refused entry leaves the others in place */
+    while ((r = tse_tlv_next(&p, &left, &t)) == 1) {
+        if (t.tag == 0x9E)
+            continue; /* delete token: delegated management is not there yet */
+        if (t.tag != 0x4F || t.len < TSE_AID_MIN || t.len > TSE_AID_MAX)
+            return SW_WRONG_DATA;
+        struct tse_aid aid;
+        tse_aid_set(&aid, t.value, t.len);
+        if (tse_aid_equal(&aid, tse_ctx_aid(ctx)) || tse_package_find(&aid))
+            return SW_CONDITIONS_NOT_SATISFIED; /* the ISD, or a load file in ROM */
+        if (tse_rt_find(ctx->card, &aid) < 0)
+            return SW_REFERENCED_DATA_NOT_FOUND;
+        n++;
+    }
+    if (r < 0 || n == 0)
+        return SW_WRONG_DATA;
+    p = a->data;
+    left = a->lc;
+    while (tse_tlv_next(&p, &left, &t) == 1) {
+        if (t.tag != 0x4F)
+            continue;
+        struct tse_aid aid;
+        tse_aid_set(&aid, t.value, t.len);
+        int rc = tse_rt_uninstall(ctx->card, &aid);
+        if (rc == TSE_ERR_STATE)
+            return SW_CONDITIONS_NOT_SATISFIED; /* selected somewhere right now */
+        if (rc)
+            return tse_sw_from_err(rc);
+    }
+    return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
 /* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace
  * single keys of a key set (P2 = key id). Response: new KVN and the KCV of each key. */
 static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
@@ -732,6 +884,12 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         break;
     case INS_SET_STATUS:
         sw = set_status(ctx, s, &a);
+        break;
+    case INS_INSTALL:
+        sw = install(ctx, s, &a, rsp);
+        break;
+    case INS_DELETE:
+        sw = delete_objects(ctx, s, &a, rsp);
         break;
     default:
         sw = SW_INS_NOT_SUPPORTED;

@@ -763,11 +763,6 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
      * channel's session on the card (GlobalPlatform), so it ends here too. */
     bool select = clen >= 3 && !(c[0] & 0x80) && c[1] == 0xA4 && c[2] == 0x04;
     bool os_cmd = clen >= 2 && !(c[0] & 0x80) && (c[1] == 0x70 || c[1] == 0xC0 || select);
-    if (select && s->scp_on[s->iface][ch]) {
-        s->scp_on[s->iface][ch] = false;
-        if (s->output)
-            fputs("   (SELECT: the secure channel on this channel ends)\n", s->out);
-    }
     struct tse_scp_session *sc = s->scp_on[s->iface][ch] && !os_cmd ? &s->scp[s->iface][ch] : NULL;
     const uint8_t *wire = c;
     size_t wlen = clen;
@@ -846,6 +841,13 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
     }
     s->rlen = rlen;
     s->have_last = true;
+    if (select && s->scp_on[s->iface][ch] &&
+        (s->rbuf[rlen - 2] == 0x90 || s->rbuf[rlen - 2] == 0x62)) {
+        /* a successful SELECT ends the session on the card; a failed one changes nothing */
+        s->scp_on[s->iface][ch] = false;
+        if (s->output)
+            fputs("   (SELECT: the secure channel on this channel ends)\n", s->out);
+    }
 
     if (s->output) {
         trace_prefix(s, ch);
