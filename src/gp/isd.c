@@ -41,6 +41,9 @@
 #define INS_INSTALL               0xE6
 #define INS_DELETE                0xE4
 
+/* INSTALL and DELETE answer one 00 byte: "no confirmation" (no delegated management). */
+static const uint8_t NO_CONFIRMATION[1] = {0x00};
+
 /* GET STATUS answers at most this many bytes at once; the rest follows after 6310. */
 #define STATUS_CHUNK 240
 #define INS_SELECT   0xA4
@@ -644,7 +647,7 @@ static uint16_t install(struct tse_ctx *ctx, struct tse_scp_session *s, const st
         int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
         if (rc)
             return tse_sw_from_err(rc);
-        return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+        return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
     }
     if (elf_len < TSE_AID_MIN || elf_len > TSE_AID_MAX || mod_len < TSE_AID_MIN ||
         mod_len > TSE_AID_MAX)
@@ -678,7 +681,7 @@ static uint16_t install(struct tse_ctx *ctx, struct tse_scp_session *s, const st
     default:
         return tse_sw_from_err(rc);
     }
-    return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+    return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
 /* DELETE of application instances (4F AID, several allowed). Load files are the native
@@ -723,7 +726,7 @@ static uint16_t delete_objects(struct tse_ctx *ctx, struct tse_scp_session *s,
         if (rc)
             return tse_sw_from_err(rc);
     }
-    return tse_response_append(rsp, (const uint8_t *)"", 1) ? SW_UNKNOWN : SW_NO_ERROR;
+    return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
 /* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace

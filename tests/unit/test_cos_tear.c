@@ -273,12 +273,88 @@ static void test_tear_put_key(void **state)
     print_message("tear sweep over PUT KEY: %u tear points, key set always whole\n", points);
 }
 
+/* Send one plain command through the open host session; returns the transmit code and the
+ * status word. */
+static int wrapped(struct tse_card *c, struct tse_scp_session *host, const char *hex, uint16_t *sw)
+{
+    uint8_t plain[300], wire[320], r[300], out[300];
+    size_t wl, rl, ol;
+    int n = tse_hex_decode(hex, plain, sizeof(plain));
+    assert_true(n > 0);
+    assert_int_equal(tse_scp_host_wrap(host, plain, (size_t)n, wire, sizeof(wire), &wl), 0);
+    int rc = tse_card_transmit(c, TSE_IF_CONTACT, wire, wl, r, sizeof(r), &rl);
+    if (rc)
+        return rc;
+    assert_int_equal(tse_scp_host_unwrap(host, r, rl, out, sizeof(out), &ol), 0);
+    *sw = (uint16_t)(out[ol - 2] << 8 | out[ol - 1]);
+    return 0;
+}
+
+/* INSTALL and DELETE under a power cut at every store write: the registry and every object
+ * are exactly as before the command or exactly as after it (whole-state digests). */
+static void test_tear_install_delete(void **state)
+{
+    (void)state;
+    static const char *INSTALL = "80E60C0025 07F0747365444941 08F074736544494101"
+                                 "09F07473654449410177 0100 06C90400000064 00 00";
+    static const char *DELETE = "80E400800B4F09F0747365444941017700";
+    uint8_t key[16];
+    for (int b = 0; b < 16; b++)
+        key[b] = (uint8_t)(0x40 + b);
+    unsigned points[2] = {0, 0};
+    for (int which = 0; which < 2; which++) {
+        for (unsigned long k = 1;; k++) {
+            char p[512];
+            struct tse_card *c = tt_card(NULL, p, sizeof(p));
+            struct tse_scp_session host;
+            uint16_t sw;
+            assert_true(auth_with(c, key, 0x30, &host));
+            if (which == 1) /* DELETE needs the instance first */
+                assert_true(wrapped(c, &host, INSTALL, &sw) == 0 && sw == 0x9000);
+            uint8_t before[32], after[32], now[32];
+            tse_card_state_digest(c, before);
+            tse_card_tear_at(c, k);
+            int rc = wrapped(c, &host, which ? DELETE : INSTALL, &sw);
+            tse_card_tear_at(c, 0);
+            size_t n;
+            assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0);
+            tse_card_state_digest(c, now);
+            tse_card_free(c);
+            unlink(p);
+            if (rc != TSE_ERR_TORN) {
+                assert_int_equal(rc, 0);
+                assert_int_equal(sw, 0x9000);
+                assert_memory_not_equal(before, now, 32);
+                break;
+            }
+            points[which]++;
+            /* what the state after the command looks like: run it once more uncut */
+            c = tt_card(NULL, p, sizeof(p));
+            assert_true(auth_with(c, key, 0x30, &host));
+            if (which == 1)
+                assert_true(wrapped(c, &host, INSTALL, &sw) == 0 && sw == 0x9000);
+            assert_true(wrapped(c, &host, which ? DELETE : INSTALL, &sw) == 0 && sw == 0x9000);
+            tse_card_state_digest(c, after);
+            tse_card_free(c);
+            unlink(p);
+            if (memcmp(now, before, 32) != 0 && memcmp(now, after, 32) != 0)
+                fail_msg("%s cut at write %lu: state is neither before nor after",
+                         which ? "DELETE" : "INSTALL", k);
+        }
+    }
+    assert_true(points[0] >= 3 && points[1] >= 2);
+    print_message("tear sweep over INSTALL and DELETE: %u + %u tear points, registry always "
+                  "whole\n",
+                  points[0], points[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tear_sweep),
         cmocka_unit_test(test_kill9),
         cmocka_unit_test(test_tear_put_key),
+        cmocka_unit_test(test_tear_install_delete),
     };
     return cmocka_run_group_tests_name("cos_tear", tests, NULL, NULL);
 }
