@@ -768,14 +768,16 @@ static int dispatch(struct tse_card *c, int iface, const uint8_t *capdu, size_t 
             return emit(o, &newch, 1, sw);
         return emit_sw(o, sw);
     }
+    if (implicit_open) {
+        /* opened before any chaining state is kept on it: a chain's reassembled data lives
+         * in the channel and must survive until the command is processed */
+        chan_reset(ch);
+        ch->open = true;
+    }
     struct tse_apdu full;
     int r = chain(ch, &a, ci.chaining, &full, o);
     if (r <= 0)
         return r;
-    if (implicit_open) {
-        chan_reset(ch);
-        ch->open = true;
-    }
     if (!ci.proprietary && full.ins == INS_SELECT && full.p1 == 0x04)
         return select_df_name(c, iface, chn, &full, o);
     return run_applet(c, iface, chn, &full, o);

@@ -163,6 +163,11 @@ static void test_channels(void **state)
     assert_string_equal(tt_xfer(c, CT, "C170000000"), "6881");
     assert_string_equal(tt_xfer(c, CT, "0270800000"), "9000"); /* P2 = 0: the CLA's channel */
     assert_string_equal(tt_xfer(c, CT, "8270000000"), "6881");
+    /* a chained SELECT on a closed channel opens it with its first block (the fuzzer once
+     * found the reassembled data freed by a late open) */
+    assert_string_equal(tt_xfer(c, CT, "13A4040003F07473"), "9000");
+    assert_string_equal(tt_xfer(c, CT, "03A40400056544494101"), "6F0A8408" DIAG_AID "9000");
+    assert_string_equal(tt_xfer(c, CT, "0070800300"), "9000");
     /* SELECT on a closed channel opens it (ISO 7816-4) */
     assert_string_equal(tt_xfer(c, CT, "02A4040008" DIAG_AID), "6F0A8408" DIAG_AID "9000");
     info_is(c, CT, "8270000000", "000200");
