@@ -107,6 +107,15 @@ static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
     return 0;
 }
 
+/* The instance table has its full size from the start and never moves: callbacks hold
+ * pointers into it (their context's instance) while the card manager installs others. */
+static int reserve(struct tse_card *card)
+{
+    if (!card->inst)
+        card->inst = calloc(SYS_MAX_INSTANCES, sizeof(*card->inst));
+    return card->inst ? 0 : TSE_ERR_NO_MEMORY;
+}
+
 void tse_rt_unload(struct tse_card *card)
 {
     free(card->inst);
@@ -142,10 +151,8 @@ int tse_rt_load(struct tse_card *card, char *err, size_t errlen)
                          hex);
             return TSE_ERR_VERSION;
         }
-        struct tse_instance *ni = realloc(card->inst, (card->n_inst + 1) * sizeof(*ni));
-        if (!ni)
+        if (reserve(card) != 0)
             return TSE_ERR_NO_MEMORY;
-        card->inst = ni;
         card->inst[card->n_inst++] = in;
     }
     return 0;
@@ -235,10 +242,8 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
     memcpy(in.priv, o->priv, 3);
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
-    struct tse_instance *ni = realloc(card->inst, (card->n_inst + 1) * sizeof(*ni));
-    if (!ni)
+    if (reserve(card) != 0)
         return TSE_ERR_NO_MEMORY;
-    card->inst = ni;
 
     int rc = tse_store_begin(card->store);
     if (rc)
