@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target on the ISD's command parsers *inside* a secure channel, where an outside
- * fuzzer cannot reach: a host session (level C-MAC, correctly wrapped) carries the input as
- * the data of PUT KEY (input byte 0 = P1, byte 1 = P2) or, when byte 0 has bit 0x80 set and
- * byte 1 is odd, as a GET DATA tag. Any answer is fine; a crash, a hang or a response
- * without a status word is not.
+ * fuzzer cannot reach: a host session (level C-MAC, correctly wrapped) carries the input.
+ * Byte 0 picks the instruction (PUT KEY, GET DATA, INSTALL, DELETE, GET STATUS, SET STATUS),
+ * bytes 1 and 2 are P1 and P2, the rest is the data. Any answer is fine; a crash, a hang or a
+ * response without a status word is not. A card the input has locked or terminated is
+ * replaced by a fresh one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,21 +60,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!card || ++runs % 2000 == 0)
         setup();                    /* PUT KEY may fill the key table: start over now and then */
-    if (size < 2 || size > 2 + 247) /* a C-MAC'd command still fits short Lc */
+    if (size < 3 || size > 3 + 247) /* a C-MAC'd command still fits short Lc */
         return 0;
-    if (!open_session && !(open_session = authenticate()))
-        abort(); /* the default keys must always open a session */
+    if (!open_session && !(open_session = authenticate())) {
+        setup(); /* locked or terminated by an earlier input */
+        if (!(open_session = authenticate()))
+            abort(); /* the default keys must always open a session on a fresh card */
+    }
+    static const uint8_t ins[] = {0xD8, 0xCA, 0xE6, 0xE4, 0xF2, 0xF0, 0xD8, 0xE6};
     uint8_t plain[5 + 255 + 1];
     size_t n = 0;
-    bool get_data = (data[0] & 0x80) && (data[1] & 1);
     plain[n++] = 0x80;
-    plain[n++] = get_data ? 0xCA : 0xD8;
-    plain[n++] = data[0];
+    plain[n++] = ins[data[0] & 7];
     plain[n++] = data[1];
-    if (!get_data && size > 2) {
-        plain[n++] = (uint8_t)(size - 2);
-        memcpy(plain + n, data + 2, size - 2);
-        n += size - 2;
+    plain[n++] = data[2];
+    if (plain[1] != 0xCA && size > 3) {
+        plain[n++] = (uint8_t)(size - 3);
+        memcpy(plain + n, data + 3, size - 3);
+        n += size - 3;
     }
     plain[n++] = 0x00;
     static uint8_t wire[TSE_RAPDU_MAX], r[TSE_RAPDU_MAX], out[TSE_RAPDU_MAX];
@@ -85,6 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tse_scp_host_unwrap(&host, r, rl, out, sizeof(out), &ol) != 0)
         abort();
     if (rl == 2 && r[0] == 0x69 && r[1] == 0x82)
-        abort(); /* a correctly wrapped command must never be rejected as unprotected */
+        abort();          /* a correctly wrapped command must never be rejected as unprotected */
+    if (plain[1] == 0xF0) /* SET STATUS may have locked the card: authenticate again */
+        open_session = false;
     return 0;
 }
