@@ -153,7 +153,7 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
     if (!rc) {
         /* The issuer security domain comes first; it is the default application on every
          * interface no profile instance claims. */
-        static uint8_t params[2048];
+        uint8_t params[2048];
         size_t plen = tse_isd_params(&c->prof, params, sizeof(params));
         uint8_t claimed = 0;
         for (size_t i = 0; i < c->prof.n_instances; i++)

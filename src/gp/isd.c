@@ -744,7 +744,7 @@ static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const st
     const uint8_t *p;
     if (tse_ctx_pmem_get(ctx, OBJ_KEYS, 0, &p, NULL) != 0)
         return SW_UNKNOWN;
-    static uint8_t keys[KEYS_LEN];
+    uint8_t keys[KEYS_LEN];
     memcpy(keys, p, KEYS_LEN);
     uint8_t new_kvn = a->data[0];
     if (new_kvn == 0 || new_kvn > 0x7F)
@@ -867,7 +867,7 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
     }
 
     /* Everything else goes through the channel's session: checked and decrypted here. */
-    static uint8_t plainbuf[TSE_APDU_MAX_DATA + 32];
+    uint8_t plainbuf[5 + 255 + 32]; /* protected commands carry short Lc */
     struct tse_apdu a;
     uint16_t sw;
     if (ci.sm && !s->authenticated)

@@ -85,9 +85,9 @@ static int read_exact(int fd, uint8_t *buf, size_t len, volatile sig_atomic_t *s
     return 0;
 }
 
-static int send_msg(int fd, const uint8_t *data, size_t len)
+/* Length and data in one write; buf has room for 2 + VPCD_MAX_MSG bytes. */
+static int send_msg(int fd, uint8_t *buf, const uint8_t *data, size_t len)
 {
-    static uint8_t buf[2 + VPCD_MAX_MSG];
     buf[0] = (uint8_t)(len >> 8);
     buf[1] = (uint8_t)len;
     memcpy(buf + 2, data, len);
@@ -149,10 +149,16 @@ static void log_hex(FILE *f, const char *dir, const uint8_t *b, size_t len)
     fputc('\n', f);
 }
 
-/* Serve one connection. 0: vpcd closed it; 1: stop requested; -1: socket error. */
-int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_options *o, FILE *log)
+/* Buffers of one connection (on the heap, not static: several cards may be served from
+ * threads of one process). */
+struct vpcd_bufs {
+    uint8_t in[VPCD_MAX_MSG], out[TSE_RAPDU_MAX], tx[2 + VPCD_MAX_MSG];
+};
+
+static int session_loop(struct tse_card *card, int fd, const struct tse_vpcd_options *o, FILE *log,
+                        struct vpcd_bufs *b)
 {
-    static uint8_t in[VPCD_MAX_MSG], out[TSE_RAPDU_MAX];
+    uint8_t *in = b->in, *out = b->out;
     const char *ifn = o->iface == TSE_IF_CONTACT ? "contact" : "contactless";
     for (;;) {
         if (o->stop && *o->stop)
@@ -185,7 +191,7 @@ int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_option
                     continue;
                 }
                 case VPCD_GET_ATR:
-                    if (tse_vpcd_atr(card, o->iface, out, sizeof(out), &olen) != 0)
+                    if (tse_vpcd_atr(card, o->iface, out, sizeof(b->out), &olen) != 0)
                         return -1;
                     break;
                 default:
@@ -194,7 +200,7 @@ int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_option
                 }
             } else {
                 double t0 = now_ms();
-                int rc = tse_card_transmit(card, o->iface, in, len, out, sizeof(out), &olen);
+                int rc = tse_card_transmit(card, o->iface, in, len, out, sizeof(b->out), &olen);
                 if (rc == TSE_ERR_TORN) {
                     /* The card lost power mid-write: to the reader it is gone. Closing the
                      * socket is what vpcd understands as removal; we then reconnect. */
@@ -222,7 +228,7 @@ int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_option
                     log_hex(log, "<-", out, olen);
                 }
             }
-            if (send_msg(fd, out, olen) != 0)
+            if (send_msg(fd, b->tx, out, olen) != 0)
                 return -1;
             continue;
         }
@@ -231,6 +237,17 @@ int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_option
             return 1;
         return r == 1 ? 0 : -1;
     }
+}
+
+/* Serve one connection. 0: vpcd closed it; 1: stop requested; -1: socket error. */
+int tse_vpcd_session(struct tse_card *card, int fd, const struct tse_vpcd_options *o, FILE *log)
+{
+    struct vpcd_bufs *b = malloc(sizeof(*b));
+    if (!b)
+        return -1;
+    int r = session_loop(card, fd, o, log, b);
+    free(b);
+    return r;
 }
 
 int tse_vpcd_serve(struct tse_card *card, const struct tse_vpcd_options *opt)

@@ -6,6 +6,7 @@
  * §2–§3, restated in docs/scp.md; every vector of tests/vectors/scp-vectors.txt replays.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/crypto_internal.h"
@@ -384,8 +385,10 @@ int tse_scp_host_wrap(struct tse_scp_session *s, const uint8_t *plain, size_t le
         return 0;
     }
     size_t ml = mac_len(s), bs = s->scp == 3 ? 16 : 8;
-    static uint8_t body[TSE_APDU_MAX_DATA + 64];
-    if (a.lc + 2 * bs + ml > TSE_APDU_MAX_DATA)
+    /* Protected commands use short Lc: the card refuses longer ones (tse_scp_card_unwrap). */
+    uint8_t body[5 + 255 + 32];
+    size_t wire_data = (s->level & TSE_SL_CDEC) && a.lc ? (a.lc / bs + 1) * bs : a.lc;
+    if (wire_data + ml > 255)
         return TSE_ERR_INVALID_ARG;
     uint8_t cla = cla_with_sm(a.cla);
     size_t dlen = a.lc;
@@ -430,8 +433,6 @@ int tse_scp_host_wrap(struct tse_scp_session *s, const uint8_t *plain, size_t le
         body[3] = a.p2;
         body[4] = (uint8_t)(dlen + ml);
         uint8_t full[16];
-        if (!rc && dlen + ml > 255)
-            return TSE_ERR_INVALID_ARG; /* extended-length SCP03 is not supported */
         if (!rc)
             rc = scp03_cmac(s, body, 5 + dlen, full);
         if (rc)
@@ -465,18 +466,37 @@ static bool protected_sw(uint16_t sw)
 }
 
 /* SCP02 R-MAC over the kept command ‖ Lr ‖ data ‖ SW, chained. */
+/* prefix ‖ data ‖ SW1 SW2 in one buffer: the stack one when it fits, else the heap. */
+static uint8_t *joined(const uint8_t *prefix, size_t plen, const uint8_t *data, size_t len,
+                       uint16_t sw, uint8_t *stackbuf, size_t cap, size_t *n)
+{
+    *n = plen + len + 2;
+    uint8_t *b = *n <= cap ? stackbuf : malloc(*n);
+    if (!b)
+        return NULL;
+    if (plen)
+        memcpy(b, prefix, plen);
+    if (len)
+        memcpy(b + plen, data, len);
+    b[plen + len] = (uint8_t)(sw >> 8);
+    b[plen + len + 1] = (uint8_t)sw;
+    return b;
+}
+
 static int scp02_rmac(struct tse_scp_session *s, const uint8_t *data, size_t len, uint16_t sw,
                       uint8_t mac[8])
 {
-    static uint8_t in[5 + 255 + 1 + 65536 + 2];
-    size_t n = s->last_cmd_len;
-    memcpy(in, s->last_cmd, n);
-    in[n++] = (uint8_t)len;
-    memcpy(in + n, data, len);
-    n += len;
-    in[n++] = (uint8_t)(sw >> 8);
-    in[n++] = (uint8_t)sw;
+    /* the kept command ‖ Lr, then the data and SW */
+    uint8_t pre[5 + 255 + 1], sb[512];
+    size_t p = s->last_cmd_len, n;
+    memcpy(pre, s->last_cmd, p);
+    pre[p++] = (uint8_t)len;
+    uint8_t *in = joined(pre, p, data, len, sw, sb, sizeof(sb), &n);
+    if (!in)
+        return TSE_ERR_NO_MEMORY;
     int rc = tse_mac_retail(s->s_rmac, s->rmac_chain, in, n, mac);
+    if (in != sb)
+        free(in);
     if (!rc)
         memcpy(s->rmac_chain, mac, 8);
     return rc;
@@ -485,11 +505,15 @@ static int scp02_rmac(struct tse_scp_session *s, const uint8_t *data, size_t len
 static int scp03_rmac(struct tse_scp_session *s, const uint8_t *data, size_t len, uint16_t sw,
                       uint8_t full[16])
 {
-    static uint8_t in[65536 + 2];
-    memcpy(in, data, len);
-    in[len] = (uint8_t)(sw >> 8);
-    in[len + 1] = (uint8_t)sw;
-    return tse_aes_cmac2(s->s_rmac, s->keys.key_len, s->mcv, 16, in, len + 2, full);
+    uint8_t sb[512];
+    size_t n;
+    uint8_t *in = joined(NULL, 0, data, len, sw, sb, sizeof(sb), &n);
+    if (!in)
+        return TSE_ERR_NO_MEMORY;
+    int rc = tse_aes_cmac2(s->s_rmac, s->keys.key_len, s->mcv, 16, in, n, full);
+    if (in != sb)
+        free(in);
+    return rc;
 }
 
 static int renc_icv(struct tse_scp_session *s, uint8_t icv[16])

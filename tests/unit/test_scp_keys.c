@@ -8,6 +8,8 @@
 
 #include "tse/scp.h"
 
+#include <pthread.h>
+
 static void hex(const char *h, uint8_t *out, size_t n)
 {
     assert_int_equal(tse_hex_decode(h, out, n), (int)n);
@@ -230,6 +232,56 @@ static void test_pboc_two_level(void **state)
     assert_memory_not_equal(a, b, 16);
 }
 
+/* Two cards driven from two threads at once, each through an SCP03 level-33 session: the
+ * library keeps no shared scratch state, so every protected exchange verifies. */
+struct card_thread {
+    struct tse_card *card;
+    int ok;
+};
+
+static void *secure_loop(void *arg)
+{
+    struct card_thread *t = arg;
+    struct tse_scp_keys k = keys(3, 0x70, K40);
+    struct tse_scp_session host;
+    uint8_t hc[8] = {8, 7, 6, 5, 4, 3, 2, 1}, cmd[64], r[600], w[600], out[600];
+    size_t n, rl, wl, ol;
+    if (tse_scp_host_begin(&host, &k, 0, hc, 8, cmd, sizeof(cmd), &n) ||
+        tse_card_transmit(t->card, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) ||
+        tse_scp_host_iu_response(&host, r, rl - 2) ||
+        tse_scp_host_external_authenticate(&host, 0x33, cmd, sizeof(cmd), &n) ||
+        tse_card_transmit(t->card, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) || rl != 2)
+        return NULL;
+    static const uint8_t get_e0[] = {0x80, 0xCA, 0x00, 0xE0, 0x00};
+    for (int i = 0; i < 2000; i++) {
+        if (tse_scp_host_wrap(&host, get_e0, sizeof(get_e0), w, sizeof(w), &wl) ||
+            tse_card_transmit(t->card, TSE_IF_CONTACT, w, wl, r, sizeof(r), &rl) ||
+            tse_scp_host_unwrap(&host, r, rl, out, sizeof(out), &ol) || ol != 22 ||
+            out[0] != 0xE0 || out[20] != 0x90)
+            return NULL;
+    }
+    t->ok = 1;
+    return NULL;
+}
+
+static void test_two_cards_two_threads(void **state)
+{
+    (void)state;
+    char p1[512], p2[512];
+    struct card_thread t[2] = {{tt_card(NULL, p1, sizeof(p1)), 0},
+                               {tt_card(NULL, p2, sizeof(p2)), 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, secure_loop, &t[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(t[0].ok + t[1].ok, 2);
+    tse_card_free(t[0].card);
+    tse_card_free(t[1].card);
+    unlink(p1);
+    unlink(p2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_diversification),
         cmocka_unit_test(test_diversification_diagnostics),
         cmocka_unit_test(test_pboc_two_level),
+        cmocka_unit_test(test_two_cards_two_threads),
     };
     return cmocka_run_group_tests_name("scp_keys", tests, NULL, NULL);
 }
