@@ -63,6 +63,17 @@ struct tse_applet_ops {
      */
     int (*service)(struct tse_ctx *ctx, const struct tse_aid *client, uint8_t service_id,
                    const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
+    /**
+     * Personalization data from the associated security domain (GlobalPlatform's
+     * Application.processData): after INSTALL [for personalization] names this instance, the
+     * SD checks and unwraps each STORE DATA under its secure channel and hands the plain
+     * command here (CLA 80, INS E2, P1 = last-block / encryption / structure bits, P2 = block
+     * number, data = DGIs or BER-TLV). DEK-encrypted values can be opened with
+     * tse_ctx_perso_decrypt() during this call. Return the SW (and optional response data,
+     * when P1 b1 asks for it). May be NULL: the SD then answers 6A80 (no personalization).
+     */
+    uint16_t (*personalize)(struct tse_ctx *ctx, const struct tse_apdu *store_data,
+                            struct tse_response *rsp);
 };
 
 #define TSE_MODULE_MULTISELECTABLE 0x01u /**< may be selected on several channels at once */
@@ -182,6 +193,16 @@ int tse_ctx_counter_set(struct tse_ctx *ctx, const char *name, uint64_t value);
 int tse_ctx_call_service(struct tse_ctx *ctx, const struct tse_aid *server, uint8_t service_id,
                          const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
                          size_t *out_len);
+
+/**
+ * During personalize(): decrypt `len` bytes (a multiple of the cipher block) that the host
+ * encrypted with the forwarding security domain's session data encryption key (SCP02: 3DES-ECB
+ * with the session DEK; SCP03: AES-CBC, zero IV, with the static DEK — as for PUT KEY).
+ * @retval TSE_ERR_STATE not inside personalize() (no secure channel to use)
+ * @retval TSE_ERR_INVALID_ARG len is not a multiple of the block size, or out_cap too small
+ */
+int tse_ctx_perso_decrypt(struct tse_ctx *ctx, const uint8_t *in, size_t len, uint8_t *out,
+                          size_t out_cap);
 
 /** Map a tse_err from a context call to the status word an applet should answer
  * (TSE_ERR_NO_SPACE → 6A84, TSE_ERR_TXN_FULL → 6A84, others → 6F00). */

@@ -225,6 +225,17 @@ int tse_scp_host_put_key(struct tse_scp_session *s, uint8_t replace_kvn, uint8_t
 int tse_scp_card_decrypt_key(const struct tse_scp_session *s, uint8_t type, const uint8_t *block,
                              size_t blen, uint8_t *key, size_t *klen);
 
+/**
+ * Sensitive data under the data encryption key, as for key blocks (SCP02: 3DES-ECB with the
+ * session DEK; SCP03: AES-CBC, zero IV, static DEK). `len` must be a multiple of the block size
+ * (8 or 16). Card side decrypts (STORE DATA personalization), host side encrypts.
+ * @retval 0; TSE_ERR_STATE no authenticated session; TSE_ERR_INVALID_ARG bad length
+ */
+int tse_scp_card_decrypt_data(const struct tse_scp_session *s, const uint8_t *in, size_t len,
+                              uint8_t *out);
+int tse_scp_host_encrypt_data(const struct tse_scp_session *s, const uint8_t *in, size_t len,
+                              uint8_t *out);
+
 /** Key check value: 3 bytes (3DES: first bytes of ECB(00..); AES: of ECB(01..)). */
 int tse_scp_kcv(const uint8_t *key, size_t len, bool aes, uint8_t kcv[3]);
 

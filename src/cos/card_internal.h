@@ -16,6 +16,8 @@
 #include "tse/applet.h"
 #include "tse/card.h"
 
+struct tse_scp_session;
+
 /* Owner 0 (the runtime) object ids in the store. */
 #define SYS_OBJ_PROFILE   0x0001u /* the profile text the card was created from */
 #define SYS_OBJ_META      0x0002u /* image meta data, see META_* */
@@ -27,7 +29,8 @@
 #define META_NEXT_CTX   0 /* u32: next context id to hand out */
 #define META_LIFE_CYCLE 4 /* u8: card life cycle state */
 
-#define INST_REC_LEN 80u
+#define INST_REC_LEN     128u
+#define INST_REC_LEN_V1  80u /* images written before SSDs existed: no association, no contactless data */
 
 /* Application life cycle bits (GlobalPlatform coding). */
 #define APP_STATE_INSTALLED  0x03u
@@ -42,6 +45,8 @@ struct tse_instance {
     uint8_t default_on; /* bit 0 contact, bit 1 contactless */
     uint8_t priv[3];    /* GlobalPlatform privileges given at installation */
     uint32_t pquota, tquota;
+    struct tse_aid sd;  /* associated security domain; empty for the issuer security domain */
+    uint8_t cl[16];     /* contactless registry data (owned by src/gp/crs.c) */
     const struct tse_package_def *pkg;
     const struct tse_module_def *mod;
 };
@@ -95,6 +100,8 @@ struct tse_card {
     size_t n_inst;
     int call_depth;
     struct tse_ctx *txn_owner; /* context that opened the store transaction */
+    /* the secure channel session of the SD forwarding STORE DATA to personalize() */
+    struct tse_scp_session *perso_session;
     /* RNG */
     mbedtls_ctr_drbg_context drbg;
     bool drbg_ready;
@@ -116,6 +123,7 @@ struct tse_rt_install_opts {
     uint8_t default_on;
     uint8_t state; /* 0 = SELECTABLE; APP_STATE_INSTALLED for INSTALL [for install] only */
     uint8_t priv[3];
+    struct tse_aid sd; /* associated security domain (empty: none, only for the ISD) */
 };
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
                    const struct tse_aid *aid, const uint8_t *params, size_t plen,
@@ -123,6 +131,9 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
 /* Delete an instance and all its objects (refused while it is selected somewhere). */
 int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid);
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);
+/* Write instance idx's whole record (after changing its fields in card->inst) as one store
+ * write: atomic across power cuts. */
+int tse_rt_save(struct tse_card *card, int idx);
 void tse_rt_ctx(struct tse_card *card, int idx, int iface, uint8_t channel, struct tse_ctx *ctx);
 /* Interface RAM */
 void tse_rt_ram_clear(struct tse_card *card, int iface, uint32_t ctx_id, uint8_t kinds);

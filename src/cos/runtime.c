@@ -88,11 +88,15 @@ static void rec_encode(const struct tse_instance *in, uint8_t r[INST_REC_LEN])
     r[50] = in->module.len;
     memcpy(r + 51, in->module.b, in->module.len);
     memcpy(r + 68, in->priv, 3);
+    r[80] = in->sd.len;
+    memcpy(r + 81, in->sd.b, in->sd.len);
+    memcpy(r + 100, in->cl, sizeof(in->cl));
 }
 
 static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
 {
-    if (len != INST_REC_LEN || r[16] > TSE_AID_MAX || r[33] > TSE_AID_MAX || r[50] > TSE_AID_MAX)
+    if ((len != INST_REC_LEN && len != INST_REC_LEN_V1) || r[16] > TSE_AID_MAX ||
+        r[33] > TSE_AID_MAX || r[50] > TSE_AID_MAX || (len == INST_REC_LEN && r[80] > TSE_AID_MAX))
         return TSE_ERR_CORRUPT;
     memset(in, 0, sizeof(*in));
     in->state = r[0];
@@ -104,6 +108,10 @@ static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
     tse_aid_set(&in->package, r + 34, r[33]);
     tse_aid_set(&in->module, r + 51, r[50]);
     memcpy(in->priv, r + 68, 3);
+    if (len == INST_REC_LEN) {
+        tse_aid_set(&in->sd, r + 81, r[80]);
+        memcpy(in->cl, r + 100, sizeof(in->cl));
+    }
     return 0;
 }
 
@@ -240,6 +248,7 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
                               .pkg = pd,
                               .mod = md};
     memcpy(in.priv, o->priv, 3);
+    in.sd = o->sd;
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
     if (reserve(card) != 0)
@@ -334,6 +343,18 @@ int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state)
     if (rc)
         in->state = old;
     return rc;
+}
+
+int tse_rt_save(struct tse_card *card, int idx)
+{
+    struct tse_instance *in = &card->inst[idx];
+    size_t len;
+    if (tse_store_get(card->store, 0, in->rec_id, NULL, &len) != 0)
+        return TSE_ERR_CORRUPT;
+    uint8_t rec[INST_REC_LEN];
+    rec_encode(in, rec);
+    /* a record from an older image keeps its length: fields past it are not kept there */
+    return tse_store_write(card->store, 0, in->rec_id, 0, rec, len < sizeof(rec) ? len : sizeof(rec));
 }
 
 /* ---- context: identity --------------------------------------------------------------------- */

@@ -928,3 +928,13 @@ static const struct tse_module_def isd_modules[] = {
 const struct tse_package_def tse_gp_package = {
     "globalplatform", pkg_aid, sizeof(pkg_aid), 1, 0, isd_modules, 1,
 };
+
+int tse_ctx_perso_decrypt(struct tse_ctx *ctx, const uint8_t *in, size_t len, uint8_t *out,
+                          size_t out_cap)
+{
+    if (!ctx->card->perso_session)
+        return TSE_ERR_STATE;
+    if (len > out_cap)
+        return TSE_ERR_INVALID_ARG;
+    return tse_scp_card_decrypt_data(ctx->card->perso_session, in, len, out);
+}

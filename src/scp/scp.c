@@ -825,6 +825,28 @@ static int kek_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_
     return tse_aes_cbc(s->keys.dek, s->keys.key_len, encrypt, NULL, in, len, out);
 }
 
+static int data_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_t *in,
+                      size_t len, uint8_t *out)
+{
+    if (!s || !s->authenticated)
+        return TSE_ERR_STATE;
+    if (len == 0 || len % (s->scp == 2 ? 8u : 16u))
+        return TSE_ERR_INVALID_ARG;
+    return kek_crypt(s, encrypt, in, len, out) ? TSE_ERR_INVALID_ARG : 0;
+}
+
+int tse_scp_card_decrypt_data(const struct tse_scp_session *s, const uint8_t *in, size_t len,
+                              uint8_t *out)
+{
+    return data_crypt(s, false, in, len, out);
+}
+
+int tse_scp_host_encrypt_data(const struct tse_scp_session *s, const uint8_t *in, size_t len,
+                              uint8_t *out)
+{
+    return data_crypt(s, true, in, len, out);
+}
+
 int tse_scp_host_put_key(struct tse_scp_session *s, uint8_t replace_kvn, uint8_t new_kvn,
                          uint8_t type, const uint8_t *const keys[3], size_t key_len, uint8_t *cmd,
                          size_t cap, size_t *len)
