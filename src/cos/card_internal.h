@@ -131,6 +131,12 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
 /* Delete an instance and all its objects (refused while it is selected somewhere). */
 int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid);
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);
+/* Hand one plain STORE DATA command to instance idx's personalize() with `s` as the
+ * forwarding SD's secure channel (for tse_ctx_perso_decrypt()). An open applet transaction is
+ * aborted at return. @retval TSE_ERR_NOT_FOUND the applet has no personalize(); 0, *sw set */
+int tse_rt_personalize(struct tse_card *card, int idx, int iface, uint8_t channel,
+                       struct tse_scp_session *s, const struct tse_apdu *a,
+                       struct tse_response *rsp, uint16_t *sw);
 /* Write instance idx's whole record (after changing its fields in card->inst) as one store
  * write: atomic across power cuts. */
 int tse_rt_save(struct tse_card *card, int idx);

@@ -345,6 +345,24 @@ int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state)
     return rc;
 }
 
+int tse_rt_personalize(struct tse_card *card, int idx, int iface, uint8_t channel,
+                       struct tse_scp_session *s, const struct tse_apdu *a,
+                       struct tse_response *rsp, uint16_t *sw)
+{
+    const struct tse_applet_ops *ops = card->inst[idx].mod->ops;
+    if (!ops->personalize)
+        return TSE_ERR_NOT_FOUND;
+    struct tse_ctx ctx;
+    tse_rt_ctx(card, idx, iface, channel, &ctx);
+    card->perso_session = s;
+    card->call_depth++;
+    *sw = ops->personalize(&ctx, a, rsp);
+    card->call_depth--;
+    card->perso_session = NULL;
+    tse_rt_end_callback(card, &ctx);
+    return 0;
+}
+
 int tse_rt_save(struct tse_card *card, int idx)
 {
     struct tse_instance *in = &card->inst[idx];
