@@ -72,6 +72,11 @@ struct tse_profile {
     uint32_t commit_buffer;     /**< bytes of transaction undo data */
     uint8_t logical_channels;   /**< 1..20, basic channel included */
     int fsync;                  /**< 1: fsync at every commit (power-loss safe) */
+    /** Native packages present "in ROM" from creation (rom_packages); the others must be
+     *  loaded (INSTALL [for load] + LOAD of their CAP file) before they have instances. */
+    int rom_all;
+    struct tse_aid rom[16];
+    size_t n_rom;
 
     uint8_t atr[TSE_ATR_MAX];
     size_t atr_len;

@@ -176,7 +176,8 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         uint16_t sw;
         struct tse_rt_install_opts o = {.pquota = pi->persistent_quota,
                                         .tquota = pi->transient_quota,
-                                        .default_on = pi->default_on};
+                                        .default_on = pi->default_on,
+                                        .sd = c->prof.isd_aid};
         rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params, pi->params_len,
                             &o, &sw);
         if (rc && err && errlen) {
@@ -421,13 +422,16 @@ static uint16_t select_on(struct tse_card *c, int iface, uint8_t chn, int idx)
     return SW_NO_ERROR;
 }
 
-/* Selectable now: by its own state and by the card's. In CARD_LOCKED and TERMINATED only the
- * issuer security domain can be selected (GlobalPlatform card life cycle). */
+/* Selectable now: by its own state and by the card's. In CARD_LOCKED only the issuer security
+ * domain and holders of the Final Application privilege can be selected, in TERMINATED only
+ * the ISD (GlobalPlatform card life cycle). */
 static bool can_select(const struct tse_card *c, size_t i)
 {
     if (!tse_rt_selectable(&c->inst[i]))
         return false;
     uint8_t lc = tse_rt_card_life_cycle(c);
+    if (lc == TSE_LC_CARD_LOCKED && (c->inst[i].priv[1] & 0x02u))
+        return true;
     if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)
         return tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid);
     return true;
@@ -437,6 +441,12 @@ static int default_app(const struct tse_card *c, int iface)
 {
     uint8_t lc = tse_rt_card_life_cycle(c);
     bool restricted = lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED;
+    /* an application given the Card Reset privilege by the card manager is the contact
+     * interface's default application, ahead of the profile's choice */
+    for (size_t i = 0; iface == TSE_IF_CONTACT && !restricted && i < c->n_inst; i++)
+        if ((c->inst[i].priv[0] & 0x04u) && !tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid) &&
+            can_select(c, i))
+            return (int)i;
     for (size_t i = 0; i < c->n_inst; i++)
         if (((c->inst[i].default_on & (1u << iface)) ||
              (restricted && tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid))) &&

@@ -24,6 +24,9 @@ struct tse_scp_session;
 #define SYS_OBJ_INSTANCE0 0x0100u /* 0x0100..0x01FF: instance records */
 #define SYS_OBJ_COUNTER0  0x0200u /* 0x0200..: named counters, 8 bytes big-endian */
 #define SYS_MAX_INSTANCES 256u
+#define SYS_OBJ_ELF0      0x0400u /* 0x0400..0x043F: executable load files loaded by LOAD */
+#define SYS_MAX_ELFS      64u
+#define ELF_REC_LEN       40u
 
 #define META_LEN        16u
 #define META_NEXT_CTX   0 /* u32: next context id to hand out */
@@ -137,6 +140,30 @@ int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state);
 int tse_rt_personalize(struct tse_card *card, int idx, int iface, uint8_t channel,
                        struct tse_scp_session *s, const struct tse_apdu *a,
                        struct tse_response *rsp, uint16_t *sw);
+/* Executable load files. Native packages named in the profile's rom_packages (default: all)
+ * are present "in ROM" from creation and cannot be deleted; the others become present when a
+ * LOAD of their CAP file completes (a registry record, associated with a security domain). */
+struct tse_elf {
+    struct tse_aid aid, sd;
+    uint8_t major, minor;
+    bool rom;
+    const struct tse_package_def *pkg;
+};
+/* The n-th load file (ROM packages first, then loaded ones); TSE_ERR_NOT_FOUND past the end. */
+int tse_rt_elf_nth(const struct tse_card *card, size_t n, struct tse_elf *e);
+/* Find a present load file by AID. */
+int tse_rt_elf_find(const struct tse_card *card, const struct tse_aid *aid, struct tse_elf *e);
+/* Register a loaded load file (inside the caller's store transaction if one is open). */
+int tse_rt_elf_add(struct tse_card *card, const struct tse_elf *e);
+/* Change the SD a loaded load file is associated with. */
+int tse_rt_elf_set_sd(struct tse_card *card, const struct tse_aid *aid, const struct tse_aid *sd);
+/* Whether a native package may have instances now (ROM or loaded). */
+bool tse_rt_package_present(const struct tse_card *card, const struct tse_aid *pkg);
+/* Delete instances and loaded load files as one atomic step: every instance's uninstall() runs,
+ * every object and record goes, or (on any failure) nothing changes. Refused with
+ * TSE_ERR_STATE while one of the instances is selected somewhere; ROM load files cannot be
+ * deleted (TSE_ERR_DENIED). */
+int tse_rt_delete(struct tse_card *card, const struct tse_aid *aids, size_t n);
 /* Write instance idx's whole record (after changing its fields in card->inst) as one store
  * write: atomic across power cuts. */
 int tse_rt_save(struct tse_card *card, int idx);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cos/profile_internal.h"
+#include "tse/applet.h"
 #include "tse/error.h"
 #include "tse/profile.h"
 
@@ -245,6 +246,38 @@ static int bool_value(struct parser *ps, const char *key, const char *v, int *ou
     return 0;
 }
 
+/* rom_packages = all | none | list of package names or AIDs (space or comma separated) */
+static int rom_value(struct parser *ps, const char *key, const char *v)
+{
+    struct tse_profile *p = ps->p;
+    p->rom_all = !strcmp(v, "all");
+    p->n_rom = 0;
+    if (p->rom_all || !strcmp(v, "none"))
+        return 0;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *w = strtok_r(buf, " ,\t", &save); w; w = strtok_r(NULL, " ,\t", &save)) {
+        if (p->n_rom == sizeof(p->rom) / sizeof(p->rom[0]))
+            return fail(ps, "%s: at most %zu packages", key, sizeof(p->rom) / sizeof(p->rom[0]));
+        const struct tse_package_def *pd = NULL;
+        for (size_t i = 0; tse_native_packages[i] && !pd; i++)
+            if (!strcmp(tse_native_packages[i]->name, w))
+                pd = tse_native_packages[i];
+        struct tse_aid a;
+        if (pd) {
+            tse_aid_set(&a, pd->aid, pd->aid_len);
+        } else {
+            uint8_t b[TSE_AID_MAX];
+            int n = tse_hex_decode(w, b, sizeof(b));
+            if (n < TSE_AID_MIN || tse_aid_set(&a, b, (size_t)n) != 0 || !tse_package_find(&a))
+                return fail(ps, "%s: '%s' is not a native package of this build (see tse-cap list)",
+                            key, w);
+        }
+        p->rom[p->n_rom++] = a;
+    }
+    return 0;
+}
+
 static int num_value(struct parser *ps, const char *key, const char *v, uint64_t min, uint64_t max,
                      uint64_t *out)
 {
@@ -331,6 +364,8 @@ static int key_card(struct parser *ps, const char *k, const char *v)
     }
     if (!strcmp(k, "fsync"))
         return bool_value(ps, k, v, &p->fsync);
+    if (!strcmp(k, "rom_packages"))
+        return rom_value(ps, k, v);
     return fail(ps, "unknown key '%s' in [card]", k);
 }
 
@@ -651,6 +686,7 @@ static void defaults(struct tse_profile *p)
     p->transient_memory = 8 * 1024;
     p->commit_buffer = 8 * 1024;
     p->logical_channels = 20;
+    p->rom_all = 1;
     static const uint8_t atr[] = {0x3B, 0xF8, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45,
                                   't',  's',  'e',  '-',  'c',  'a',  'r',  'd',  0xBB};
     memcpy(p->atr, atr, sizeof(atr));

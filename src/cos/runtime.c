@@ -224,7 +224,7 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
     *sw = SW_UNKNOWN;
     const struct tse_package_def *pd = tse_package_find(pkg);
     const struct tse_module_def *md = pd ? module_find(pd, mod) : NULL;
-    if (!md)
+    if (!md || !tse_rt_package_present(card, pkg))
         return TSE_ERR_NOT_FOUND;
     if (aid->len < TSE_AID_MIN || tse_rt_find(card, aid) >= 0)
         return aid->len < TSE_AID_MIN ? TSE_ERR_INVALID_ARG : TSE_ERR_EXISTS;
@@ -290,46 +290,217 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
     return tse_store_commit(card->store);
 }
 
-int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid)
+/* ---- load files ------------------------------------------------------------------------------ */
+
+static bool rom_package(const struct tse_card *card, const struct tse_package_def *pd)
 {
-    int idx = tse_rt_find(card, aid);
-    if (idx < 0)
+    struct tse_aid a;
+    tse_aid_set(&a, pd->aid, pd->aid_len);
+    if (tse_aid_equal(&a, &(struct tse_aid){.len = 7, .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50}}))
+        return true; /* the security domains' own package is always there */
+    if (card->prof.rom_all)
+        return true;
+    for (size_t i = 0; i < card->prof.n_rom; i++)
+        if (tse_aid_equal(&card->prof.rom[i], &a))
+            return true;
+    return false;
+}
+
+static int elf_decode(const uint8_t *r, size_t len, struct tse_elf *e)
+{
+    if (len != ELF_REC_LEN || r[3] > TSE_AID_MAX || r[20] > TSE_AID_MAX)
+        return TSE_ERR_CORRUPT;
+    memset(e, 0, sizeof(*e));
+    e->major = r[1];
+    e->minor = r[2];
+    tse_aid_set(&e->aid, r + 4, r[3]);
+    tse_aid_set(&e->sd, r + 21, r[20]);
+    e->pkg = tse_package_find(&e->aid);
+    return 0;
+}
+
+static void elf_encode(const struct tse_elf *e, uint8_t r[ELF_REC_LEN])
+{
+    memset(r, 0, ELF_REC_LEN);
+    r[0] = 0x01; /* LOADED */
+    r[1] = e->major;
+    r[2] = e->minor;
+    r[3] = e->aid.len;
+    memcpy(r + 4, e->aid.b, e->aid.len);
+    r[20] = e->sd.len;
+    memcpy(r + 21, e->sd.b, e->sd.len);
+}
+
+/* Store id of the loaded load file `aid`, 0 if none. */
+static uint32_t elf_rec(const struct tse_card *card, const struct tse_aid *aid, struct tse_elf *e)
+{
+    for (uint32_t id = SYS_OBJ_ELF0; id < SYS_OBJ_ELF0 + SYS_MAX_ELFS; id++) {
+        const uint8_t *r;
+        size_t len;
+        struct tse_elf x;
+        if (tse_store_get(card->store, 0, id, &r, &len) == 0 && elf_decode(r, len, &x) == 0 &&
+            tse_aid_equal(&x.aid, aid)) {
+            if (e)
+                *e = x;
+            return id;
+        }
+    }
+    return 0;
+}
+
+int tse_rt_elf_nth(const struct tse_card *card, size_t n, struct tse_elf *e)
+{
+    for (size_t i = 0; tse_native_packages[i]; i++) {
+        const struct tse_package_def *pd = tse_native_packages[i];
+        if (!rom_package(card, pd))
+            continue;
+        if (n-- == 0) {
+            memset(e, 0, sizeof(*e));
+            tse_aid_set(&e->aid, pd->aid, pd->aid_len);
+            e->sd = card->prof.isd_aid;
+            e->major = pd->version_major;
+            e->minor = pd->version_minor;
+            e->rom = true;
+            e->pkg = pd;
+            return 0;
+        }
+    }
+    for (uint32_t id = SYS_OBJ_ELF0; id < SYS_OBJ_ELF0 + SYS_MAX_ELFS; id++) {
+        const uint8_t *r;
+        size_t len;
+        if (tse_store_get(card->store, 0, id, &r, &len) != 0)
+            continue;
+        if (n-- == 0)
+            return elf_decode(r, len, e);
+    }
+    return TSE_ERR_NOT_FOUND;
+}
+
+int tse_rt_elf_find(const struct tse_card *card, const struct tse_aid *aid, struct tse_elf *e)
+{
+    struct tse_elf x;
+    for (size_t i = 0; tse_rt_elf_nth(card, i, &x) == 0; i++)
+        if (tse_aid_equal(&x.aid, aid)) {
+            if (e)
+                *e = x;
+            return 0;
+        }
+    return TSE_ERR_NOT_FOUND;
+}
+
+bool tse_rt_package_present(const struct tse_card *card, const struct tse_aid *pkg)
+{
+    return tse_rt_elf_find(card, pkg, NULL) == 0;
+}
+
+int tse_rt_elf_add(struct tse_card *card, const struct tse_elf *e)
+{
+    if (tse_rt_package_present(card, &e->aid))
+        return TSE_ERR_EXISTS;
+    uint32_t rec_id = 0;
+    for (uint32_t id = SYS_OBJ_ELF0; id < SYS_OBJ_ELF0 + SYS_MAX_ELFS && !rec_id; id++)
+        if (tse_store_get(card->store, 0, id, NULL, NULL) != 0)
+            rec_id = id;
+    if (!rec_id)
+        return TSE_ERR_NO_SPACE;
+    uint8_t r[ELF_REC_LEN];
+    elf_encode(e, r);
+    bool own = !tse_store_in_txn(card->store);
+    int rc = own ? tse_store_begin(card->store) : 0;
+    if (!rc)
+        rc = tse_store_create_obj(card->store, 0, rec_id, ELF_REC_LEN);
+    if (!rc)
+        rc = tse_store_write(card->store, 0, rec_id, 0, r, sizeof(r));
+    if (own)
+        rc = rc ? (tse_store_abort(card->store), rc) : tse_store_commit(card->store);
+    return rc;
+}
+
+int tse_rt_elf_set_sd(struct tse_card *card, const struct tse_aid *aid, const struct tse_aid *sd)
+{
+    struct tse_elf e;
+    uint32_t id = elf_rec(card, aid, &e);
+    if (!id)
         return TSE_ERR_NOT_FOUND;
-    for (int f = 0; f < TSE_IF_COUNT; f++)
-        for (int c = 0; c < TSE_MAX_CHANNELS; c++)
-            if (card->ifs[f].ch[c].open && card->ifs[f].ch[c].sel == idx)
-                return TSE_ERR_STATE;
-    struct tse_instance in = card->inst[idx];
+    e.sd = *sd;
+    uint8_t r[ELF_REC_LEN];
+    elf_encode(&e, r);
+    return tse_store_write(card->store, 0, id, 0, r, sizeof(r));
+}
+
+/* ---- deletion ------------------------------------------------------------------------------ */
+
+int tse_rt_delete(struct tse_card *card, const struct tse_aid *aids, size_t n)
+{
+    /* check everything first */
+    for (size_t k = 0; k < n; k++) {
+        int idx = tse_rt_find(card, &aids[k]);
+        if (idx < 0) {
+            struct tse_elf e;
+            if (tse_rt_elf_find(card, &aids[k], &e) != 0)
+                return TSE_ERR_NOT_FOUND;
+            if (e.rom)
+                return TSE_ERR_DENIED;
+            continue;
+        }
+        for (int f = 0; f < TSE_IF_COUNT; f++)
+            for (int c = 0; c < TSE_MAX_CHANNELS; c++)
+                if (card->ifs[f].ch[c].open && card->ifs[f].ch[c].sel == idx)
+                    return TSE_ERR_STATE;
+    }
     int rc = tse_store_begin(card->store);
     if (rc)
         return rc;
-    if (in.mod->ops->uninstall) {
-        struct tse_ctx ctx;
-        tse_rt_ctx(card, idx, TSE_IF_CONTACT, 0, &ctx);
-        ctx.installing = true; /* its writes belong to the runtime's transaction */
-        in.mod->ops->uninstall(&ctx);
+    for (size_t k = 0; k < n && !rc; k++) {
+        int idx = tse_rt_find(card, &aids[k]);
+        if (idx < 0) {
+            uint32_t id = elf_rec(card, &aids[k], NULL);
+            rc = id ? tse_store_delete(card->store, 0, id) : 0; /* listed twice: gone already */
+            continue;
+        }
+        struct tse_instance *in = &card->inst[idx];
+        if (in->mod->ops->uninstall) {
+            struct tse_ctx ctx;
+            tse_rt_ctx(card, idx, TSE_IF_CONTACT, 0, &ctx);
+            ctx.installing = true; /* its writes belong to the runtime's transaction */
+            in->mod->ops->uninstall(&ctx);
+        }
+        rc = tse_store_torn(card->store) ? TSE_ERR_TORN : 0;
+        if (!rc)
+            rc = tse_store_delete_owner(card->store, in->ctx_id);
+        if (!rc && tse_store_get(card->store, 0, in->rec_id, NULL, NULL) == 0)
+            rc = tse_store_delete(card->store, 0, in->rec_id);
     }
-    rc = tse_store_torn(card->store) ? TSE_ERR_TORN : 0;
-    if (!rc)
-        rc = tse_store_delete_owner(card->store, in.ctx_id);
-    if (!rc)
-        rc = tse_store_delete(card->store, 0, in.rec_id);
     if (!rc)
         rc = tse_store_commit(card->store);
     if (rc) {
         tse_store_abort(card->store);
         return rc;
     }
-    for (int f = 0; f < TSE_IF_COUNT; f++) {
-        tse_rt_ram_clear(card, f, in.ctx_id, 0);
-        for (int c = 0; c < TSE_MAX_CHANNELS; c++)
-            if (card->ifs[f].ch[c].sel > idx)
-                card->ifs[f].ch[c].sel--;
+    /* durable: now the memory image follows */
+    for (size_t k = 0; k < n; k++) {
+        int idx = tse_rt_find(card, &aids[k]);
+        if (idx < 0)
+            continue;
+        uint32_t ctx_id = card->inst[idx].ctx_id;
+        for (int f = 0; f < TSE_IF_COUNT; f++) {
+            tse_rt_ram_clear(card, f, ctx_id, 0);
+            for (int c = 0; c < TSE_MAX_CHANNELS; c++)
+                if (card->ifs[f].ch[c].sel > idx)
+                    card->ifs[f].ch[c].sel--;
+        }
+        memmove(&card->inst[idx], &card->inst[idx + 1],
+                (card->n_inst - (size_t)idx - 1) * sizeof(*card->inst));
+        card->n_inst--;
     }
-    memmove(&card->inst[idx], &card->inst[idx + 1],
-            (card->n_inst - (size_t)idx - 1) * sizeof(*card->inst));
-    card->n_inst--;
     return 0;
+}
+
+int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid)
+{
+    if (tse_rt_find(card, aid) < 0)
+        return TSE_ERR_NOT_FOUND;
+    return tse_rt_delete(card, aid, 1);
 }
 
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state)

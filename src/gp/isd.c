@@ -21,16 +21,15 @@
 #include "tse/tlv.h"
 
 #define OBJ_KEYS  1
-#define OBJ_IDENT 2
+#define OBJ_IDENT TSE_GP_OBJ_IDENT
 #define OBJ_FAILS 3 /* failed authentications per key set slot */
 
-#define KEYSET_LEN (6 + 3 * 32) /* kvn scp i type key_len max_failures enc mac dek */
+#define KEYSET_LEN TSE_GP_KEYSET_LEN
 #define KS_KEYS    6
 #define KEYS_LEN   (1 + TSE_MAX_KEYSETS * KEYSET_LEN)
-#define IDENT_LEN  (42 + 1 + 16 + 1 + 16 + 10)
+#define IDENT_LEN  TSE_GP_IDENT_LEN
 
-#define RAM_SESSION0 0x100 /* + channel */
-#define RAM_STATUS0  0x200 /* + channel: GET STATUS paging */
+#define RAM_SESSION0 TSE_GP_RAM_SESSION0
 
 #define INS_INITIALIZE_UPDATE     0x50
 #define INS_EXTERNAL_AUTHENTICATE 0x82
@@ -40,13 +39,9 @@
 #define INS_SET_STATUS            0xF0
 #define INS_INSTALL               0xE6
 #define INS_DELETE                0xE4
-
-/* INSTALL and DELETE answer one 00 byte: "no confirmation" (no delegated management). */
-static const uint8_t NO_CONFIRMATION[1] = {0x00};
-
-/* GET STATUS answers at most this many bytes at once; the rest follows after 6310. */
-#define STATUS_CHUNK 240
-#define INS_SELECT   0xA4
+#define INS_LOAD                  0xE8
+#define INS_STORE_DATA            0xE2
+#define INS_SELECT                0xA4
 
 /* GlobalPlatform OIDs used in card recognition data (GP 2.3.1 card spec, §H.2). */
 static const uint8_t OID_GP[] = {0x2A, 0x86, 0x48, 0x86, 0xFC, 0x6B};
@@ -353,382 +348,6 @@ static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
     return SW_NO_ERROR;
 }
 
-/* ---- GET STATUS ---------------------------------------------------------------------------------
- */
-
-/* One registry entry as GET STATUS sees it. */
-struct reg_entry {
-    const uint8_t *aid;
-    uint8_t aid_len;
-    uint8_t life_cycle;
-    uint8_t priv[3];
-    const uint8_t *elf; /* executable load file (package) of an application, or NULL */
-    uint8_t elf_len;
-    const struct tse_package_def *pkg; /* for load files */
-};
-
-struct status_state {
-    uint8_t active, p1, tlv, plen;
-    uint8_t prefix[TSE_AID_MAX];
-    uint16_t next;
-};
-
-/* The n-th registry entry of a GET STATUS scope (P1 80, 40, 20 or 10); false past the end. */
-static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entry *e)
-{
-    struct tse_card *card = ctx->card;
-    memset(e, 0, sizeof(*e));
-    if (p1 == 0x80) {
-        if (n)
-            return false;
-        e->aid = ctx->inst->aid.b;
-        e->aid_len = ctx->inst->aid.len;
-        e->life_cycle = tse_rt_card_life_cycle(card);
-        memcpy(e->priv, ctx->inst->priv, 3);
-        e->elf = ctx->inst->package.b;
-        e->elf_len = ctx->inst->package.len;
-        return true;
-    }
-    if (p1 == 0x40) {
-        size_t k = 0;
-        for (size_t i = 0; i < card->n_inst; i++) {
-            struct tse_instance *in = &card->inst[i];
-            if (in == ctx->inst)
-                continue;
-            if (k++ != n)
-                continue;
-            e->aid = in->aid.b;
-            e->aid_len = in->aid.len;
-            e->life_cycle = in->state;
-            memcpy(e->priv, in->priv, 3);
-            e->elf = in->package.b;
-            e->elf_len = in->package.len;
-            return true;
-        }
-        return false;
-    }
-    /* load files: the native packages of this build, all "in ROM" */
-    if (!tse_native_packages[n])
-        return false;
-    e->pkg = tse_native_packages[n];
-    e->aid = e->pkg->aid;
-    e->aid_len = e->pkg->aid_len;
-    e->life_cycle = 0x01; /* LOADED */
-    return true;
-}
-
-/* Encode one entry; 0 if it does not fit in cap. */
-static size_t status_entry(struct tse_ctx *ctx, const struct status_state *st,
-                           const struct reg_entry *e, uint8_t *out, size_t cap)
-{
-    uint8_t b[512];
-    size_t n = 0;
-    const struct tse_aid *sd = tse_ctx_aid(ctx);
-    if (!st->tlv) {
-        b[n++] = e->aid_len;
-        memcpy(b + n, e->aid, e->aid_len);
-        n += e->aid_len;
-        b[n++] = e->life_cycle;
-        b[n++] = e->priv[0];
-        if (st->p1 == 0x10) {
-            b[n++] = (uint8_t)e->pkg->n_modules;
-            for (size_t m = 0; m < e->pkg->n_modules && n + 17 < sizeof(b); m++) {
-                b[n++] = e->pkg->modules[m].aid_len;
-                memcpy(b + n, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
-                n += e->pkg->modules[m].aid_len;
-            }
-        }
-    } else {
-        struct tse_tlv_writer w;
-        tse_tlv_writer_init(&w, b, sizeof(b));
-        tse_tlv_begin(&w, 0xE3);
-        tse_tlv_put(&w, 0x4F, e->aid, e->aid_len);
-        tse_tlv_put_u8(&w, 0x9F70, e->life_cycle);
-        if (st->p1 & 0xC0) /* applications and domains have privileges */
-            tse_tlv_put(&w, 0xC5, e->priv, 3);
-        if (e->elf)
-            tse_tlv_put(&w, 0xC4, e->elf, e->elf_len);
-        if (e->pkg) {
-            const uint8_t version[] = {e->pkg->version_major, e->pkg->version_minor};
-            tse_tlv_put(&w, 0xCE, version, sizeof(version));
-            for (size_t m = 0; st->p1 == 0x10 && m < e->pkg->n_modules; m++)
-                tse_tlv_put(&w, 0x84, e->pkg->modules[m].aid, e->pkg->modules[m].aid_len);
-        }
-        tse_tlv_put(&w, 0xCC, sd->b, sd->len);
-        tse_tlv_end(&w);
-        int r = tse_tlv_finish(&w);
-        if (r < 0)
-            return 0;
-        n = (size_t)r;
-    }
-    if (n > cap)
-        return 0;
-    memcpy(out, b, n);
-    return n;
-}
-
-static uint16_t get_status(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
-                           struct tse_response *rsp)
-{
-    if (!s->authenticated)
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
-    uint8_t *m;
-    if (tse_ctx_transient(ctx, (uint16_t)(RAM_STATUS0 + tse_ctx_channel(ctx)),
-                          sizeof(struct status_state), TSE_CLEAR_ON_RESET, &m) != 0)
-        return SW_FILE_FULL;
-    struct status_state *st = (struct status_state *)(void *)m;
-    if (a->p1 != 0x80 && a->p1 != 0x40 && a->p1 != 0x20 && a->p1 != 0x10)
-        return SW_INCORRECT_P1P2;
-    if (a->p2 & ~0x03)
-        return SW_INCORRECT_P1P2;
-    if (a->p2 & 0x01) { /* next occurrence: continue the previous answer */
-        if (!st->active || st->p1 != a->p1 || st->tlv != ((a->p2 & 0x02) != 0))
-            return SW_CONDITIONS_NOT_SATISFIED;
-    } else {
-        /* search criteria: 4F with an AID prefix (4F 00 = everything); other tags (e.g. a
-         * 5C tag list) are accepted and ignored */
-        struct tse_tlv aid;
-        if (tse_tlv_find(a->data, a->lc, 0x4F, &aid) != 1 || aid.len > TSE_AID_MAX)
-            return SW_WRONG_DATA;
-        memset(st, 0, sizeof(*st));
-        st->p1 = a->p1;
-        st->tlv = (a->p2 & 0x02) != 0;
-        st->plen = (uint8_t)aid.len;
-        if (aid.len)
-            memcpy(st->prefix, aid.value, aid.len);
-    }
-    size_t cap = STATUS_CHUNK < rsp->cap ? STATUS_CHUNK : rsp->cap, found = 0;
-    struct reg_entry e;
-    for (size_t i = st->next; reg_entry(ctx, st->p1, i, &e); i++) {
-        if (e.aid_len < st->plen || memcmp(e.aid, st->prefix, st->plen) != 0)
-            continue;
-        found++;
-        size_t n = status_entry(ctx, st, &e, rsp->data + rsp->len, cap - rsp->len);
-        if (n == 0) { /* page full: the host asks again with P2 | 01 */
-            st->active = 1;
-            st->next = (uint16_t)i;
-            return SW_MORE_DATA_AVAILABLE;
-        }
-        rsp->len += n;
-    }
-    bool continued = st->active;
-    memset(st, 0, sizeof(*st));
-    return found || continued ? SW_NO_ERROR : SW_REFERENCED_DATA_NOT_FOUND;
-}
-
-/* ---- SET STATUS
- * ------------------------------------------------------------------------------------ */
-
-static bool card_transition_ok(uint8_t from, uint8_t to)
-{
-    if (to == TSE_LC_TERMINATED)
-        return from != TSE_LC_TERMINATED;
-    switch (from) {
-    case TSE_LC_OP_READY:
-        return to == TSE_LC_INITIALIZED;
-    case TSE_LC_INITIALIZED:
-        return to == TSE_LC_SECURED;
-    case TSE_LC_SECURED:
-        return to == TSE_LC_CARD_LOCKED;
-    case TSE_LC_CARD_LOCKED:
-        return to == TSE_LC_SECURED;
-    default:
-        return false;
-    }
-}
-
-/* SET STATUS: P1 80 card life cycle (P2 = new state); P1 40 lock (P2 80) or unlock (P2 00)
- * the application or security domain named in the data. */
-static uint16_t set_status(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a)
-{
-    if (!s->authenticated)
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
-    struct tse_card *card = ctx->card;
-    const struct tse_aid *isd = tse_ctx_aid(ctx);
-    if (a->p1 == 0x80) {
-        if (a->lc && (a->lc != isd->len || memcmp(a->data, isd->b, isd->len) != 0))
-            return SW_WRONG_DATA;
-        if (!card_transition_ok(tse_rt_card_life_cycle(card), a->p2))
-            return SW_CONDITIONS_NOT_SATISFIED;
-        return tse_sw_from_err(tse_rt_set_card_life_cycle(card, a->p2));
-    }
-    if (a->p1 != 0x40)
-        return SW_INCORRECT_P1P2; /* 60 (a domain with its applications) is not supported */
-    struct tse_aid target;
-    if (a->lc < TSE_AID_MIN || tse_aid_set(&target, a->data, a->lc) != 0)
-        return SW_WRONG_DATA;
-    int idx = tse_rt_find(card, &target);
-    if (idx < 0)
-        return SW_REFERENCED_DATA_NOT_FOUND;
-    if (tse_aid_equal(&target, isd))
-        return SW_CONDITIONS_NOT_SATISFIED; /* the ISD's state is the card's: use P1 80 */
-    uint8_t st = card->inst[idx].state;
-    if (a->p2 == 0x80) {
-        if (st & APP_STATE_LOCKED)
-            return SW_CONDITIONS_NOT_SATISFIED;
-        st |= APP_STATE_LOCKED;
-    } else if (a->p2 == 0x00) {
-        if (!(st & APP_STATE_LOCKED))
-            return SW_CONDITIONS_NOT_SATISFIED;
-        st &= (uint8_t)~APP_STATE_LOCKED;
-    } else {
-        return SW_INCORRECT_P1P2; /* application-specific states belong to the application */
-    }
-    return tse_sw_from_err(tse_rt_set_state(card, idx, st));
-}
-
-/* ---- INSTALL and DELETE
- * --------------------------------------------------------------------------- */
-
-/* One LV field of INSTALL data; lengths may be BER-coded (81 xx). false if malformed. */
-static bool lv(const uint8_t **p, size_t *left, const uint8_t **v, size_t *len)
-{
-    if (*left < 1)
-        return false;
-    size_t n = (*p)[0], hdr = 1;
-    if (n == 0x81) {
-        if (*left < 2)
-            return false;
-        n = (*p)[1];
-        hdr = 2;
-    } else if (n > 0x7F) {
-        return false;
-    }
-    if (n > *left - hdr)
-        return false;
-    *v = *p + hdr;
-    *len = n;
-    *p += hdr + n;
-    *left -= hdr + n;
-    return true;
-}
-
-static uint32_t quota(const uint8_t *ef, size_t len, uint32_t tag)
-{
-    struct tse_tlv t;
-    if (tse_tlv_find(ef, len, tag, &t) != 1 || t.len == 0 || t.len > 4)
-        return 0;
-    uint32_t v = 0;
-    for (size_t i = 0; i < t.len; i++)
-        v = v << 8 | t.value[i];
-    return v;
-}
-
-/* INSTALL [for install], [for make selectable] and both at once, for the native packages of
- * this build. Loading (for load / LOAD), extradition, personalization and registry update are
- * not there yet. */
-static uint16_t install(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
-                        struct tse_response *rsp)
-{
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
-    uint8_t what = a->p1 & 0x7F;
-    if (what != 0x04 && what != 0x08 && what != 0x0C)
-        return SW_FUNC_NOT_SUPPORTED;
-    const uint8_t *p = a->data, *elf, *mod, *app, *priv, *params, *token;
-    size_t left = a->lc, elf_len, mod_len, app_len, priv_len, params_len, token_len;
-    if (!lv(&p, &left, &elf, &elf_len) || !lv(&p, &left, &mod, &mod_len) ||
-        !lv(&p, &left, &app, &app_len) || !lv(&p, &left, &priv, &priv_len) ||
-        !lv(&p, &left, &params, &params_len) || !lv(&p, &left, &token, &token_len) || left)
-        return SW_WRONG_DATA;
-    if (app_len < TSE_AID_MIN || app_len > TSE_AID_MAX || (priv_len != 1 && priv_len != 3))
-        return SW_WRONG_DATA;
-    struct tse_card *card = ctx->card;
-    struct tse_aid aid;
-    tse_aid_set(&aid, app, app_len);
-    if (what == 0x08) { /* make selectable: an INSTALLED application becomes SELECTABLE */
-        if (elf_len || mod_len)
-            return SW_WRONG_DATA;
-        int idx = tse_rt_find(card, &aid);
-        if (idx < 0)
-            return SW_REFERENCED_DATA_NOT_FOUND;
-        if (card->inst[idx].state != APP_STATE_INSTALLED)
-            return SW_CONDITIONS_NOT_SATISFIED;
-        int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
-        if (rc)
-            return tse_sw_from_err(rc);
-        return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
-    }
-    if (elf_len < TSE_AID_MIN || elf_len > TSE_AID_MAX || mod_len < TSE_AID_MIN ||
-        mod_len > TSE_AID_MAX)
-        return SW_WRONG_DATA;
-    struct tse_aid pkg, module;
-    tse_aid_set(&pkg, elf, elf_len);
-    tse_aid_set(&module, mod, mod_len);
-    /* install parameters: C9 (application specific, mandatory), EF (system: C7/C8 quotas) */
-    struct tse_tlv c9, ef;
-    if (tse_tlv_find(params, params_len, 0xC9, &c9) != 1)
-        return SW_WRONG_DATA;
-    struct tse_rt_install_opts o = {.state = what == 0x04 ? APP_STATE_INSTALLED : 0};
-    if (tse_tlv_find(params, params_len, 0xEF, &ef) == 1) {
-        o.pquota = quota(ef.value, ef.len, 0xC8);
-        o.tquota = quota(ef.value, ef.len, 0xC7);
-    }
-    memcpy(o.priv, priv, priv_len);
-    if ((o.priv[0] & 0x80) || tse_aid_equal(&pkg, &ctx->inst->package))
-        return SW_FUNC_NOT_SUPPORTED; /* supplementary security domains: not yet */
-    uint16_t sw;
-    int rc = tse_rt_install(card, &pkg, &module, &aid, c9.value, c9.len, &o, &sw);
-    switch (rc) {
-    case 0:
-        break;
-    case TSE_ERR_NOT_FOUND:
-        return SW_REFERENCED_DATA_NOT_FOUND; /* no such load file or module */
-    case TSE_ERR_EXISTS:
-        return SW_CONDITIONS_NOT_SATISFIED;
-    case TSE_ERR_DENIED:
-        return sw; /* the application's install() refused */
-    default:
-        return tse_sw_from_err(rc);
-    }
-    return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
-}
-
-/* DELETE of application instances (4F AID, several allowed). Load files are the native
- * packages of the build, "in ROM": they cannot be deleted. */
-static uint16_t delete_objects(struct tse_ctx *ctx, struct tse_scp_session *s,
-                               const struct tse_apdu *a, struct tse_response *rsp)
-{
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
-    if (a->p1 != 0x00 || (a->p2 & 0x7F))
-        return SW_INCORRECT_P1P2;
-    const uint8_t *p = a->data;
-    size_t left = a->lc, n = 0;
-    struct tse_tlv t;
-    int r;
-    /* check everything first, so a refused entry leaves the others in place */
-    while ((r = tse_tlv_next(&p, &left, &t)) == 1) {
-        if (t.tag == 0x9E)
-            continue; /* delete token: delegated management is not there yet */
-        if (t.tag != 0x4F || t.len < TSE_AID_MIN || t.len > TSE_AID_MAX)
-            return SW_WRONG_DATA;
-        struct tse_aid aid;
-        tse_aid_set(&aid, t.value, t.len);
-        if (tse_aid_equal(&aid, tse_ctx_aid(ctx)) || tse_package_find(&aid))
-            return SW_CONDITIONS_NOT_SATISFIED; /* the ISD, or a load file in ROM */
-        if (tse_rt_find(ctx->card, &aid) < 0)
-            return SW_REFERENCED_DATA_NOT_FOUND;
-        n++;
-    }
-    if (r < 0 || n == 0)
-        return SW_WRONG_DATA;
-    p = a->data;
-    left = a->lc;
-    while (tse_tlv_next(&p, &left, &t) == 1) {
-        if (t.tag != 0x4F)
-            continue;
-        struct tse_aid aid;
-        tse_aid_set(&aid, t.value, t.len);
-        int rc = tse_rt_uninstall(ctx->card, &aid);
-        if (rc == TSE_ERR_STATE)
-            return SW_CONDITIONS_NOT_SATISFIED; /* selected somewhere right now */
-        if (rc)
-            return tse_sw_from_err(rc);
-    }
-    return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
-}
-
 /* PUT KEY: add (P1 = 00) or replace (P1 = KVN) a key set with keys 1..3 (P2 = 81) or replace
  * single keys of a key set (P2 = key id). Response: new KVN and the KCV of each key. */
 static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
@@ -846,6 +465,7 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         if (in->lc && !tse_aid_has_prefix(tse_ctx_aid(ctx), in->data, in->lc))
             return SW_FILE_NOT_FOUND;
         end_session(ctx);
+        tse_gp_cm_reset(ctx);
         uint16_t sw = fci(ctx, rsp);
         /* a locked or terminated card still selects its ISD, with the warning 6283 */
         bool warn = card_lc == TSE_LC_CARD_LOCKED || card_lc == TSE_LC_TERMINATED;
@@ -883,16 +503,22 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
         sw = put_key(ctx, s, &a, rsp);
         break;
     case INS_GET_STATUS:
-        sw = get_status(ctx, s, &a, rsp);
+        sw = tse_gp_get_status(ctx, s, &a, rsp);
         break;
     case INS_SET_STATUS:
-        sw = set_status(ctx, s, &a);
+        sw = tse_gp_set_status(ctx, s, &a);
         break;
     case INS_INSTALL:
-        sw = install(ctx, s, &a, rsp);
+        sw = tse_gp_install(ctx, s, &a, rsp);
+        break;
+    case INS_LOAD:
+        sw = tse_gp_load(ctx, s, &a, rsp);
         break;
     case INS_DELETE:
-        sw = delete_objects(ctx, s, &a, rsp);
+        sw = tse_gp_delete(ctx, s, &a, rsp);
+        break;
+    case INS_STORE_DATA:
+        sw = tse_gp_store_data(ctx, s, &a, rsp);
         break;
     default:
         sw = SW_INS_NOT_SUPPORTED;
@@ -910,6 +536,7 @@ static uint16_t isd_process(struct tse_ctx *ctx, const struct tse_apdu *in,
 static void isd_deselect(struct tse_ctx *ctx)
 {
     end_session(ctx);
+    tse_gp_cm_reset(ctx);
 }
 
 static const struct tse_applet_ops isd_ops = {
