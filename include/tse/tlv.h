@@ -35,6 +35,15 @@ int tse_tlv_next(const uint8_t **p, size_t *left, struct tse_tlv *t);
 /** Find the first object with `tag` at the top level of buf. 1 found, 0 absent, <0 malformed. */
 int tse_tlv_find(const uint8_t *buf, size_t len, uint32_t tag, struct tse_tlv *t);
 
+/**
+ * Data Grouping Identifiers (EMV CPS / GlobalPlatform STORE DATA): a 2-byte DGI, a length of
+ * one byte or FF followed by two bytes, and the value. Decode the next DGI at *p and advance.
+ * @retval 1 one DGI decoded (tag = the DGI, constructed = false)
+ * @retval 0 nothing left
+ * @retval TSE_ERR_PARSE truncated header or the value runs past the end
+ */
+int tse_dgi_next(const uint8_t **p, size_t *left, struct tse_tlv *t);
+
 /** Writer for nested objects: begin/end around constructed ones. */
 struct tse_tlv_writer {
     uint8_t *buf;

@@ -32,8 +32,9 @@ struct tse_scp_session;
 #define META_NEXT_CTX   0 /* u32: next context id to hand out */
 #define META_LIFE_CYCLE 4 /* u8: card life cycle state */
 
-#define INST_REC_LEN     128u
-#define INST_REC_LEN_V1  80u /* images written before SSDs existed: no association, no contactless data */
+#define INST_REC_LEN 128u
+#define INST_REC_LEN_V1                                                                            \
+    80u /* images written before SSDs existed: no association, no contactless data */
 
 /* Application life cycle bits (GlobalPlatform coding). */
 #define APP_STATE_INSTALLED  0x03u
@@ -48,8 +49,8 @@ struct tse_instance {
     uint8_t default_on; /* bit 0 contact, bit 1 contactless */
     uint8_t priv[3];    /* GlobalPlatform privileges given at installation */
     uint32_t pquota, tquota;
-    struct tse_aid sd;  /* associated security domain; empty for the issuer security domain */
-    uint8_t cl[16];     /* contactless registry data (owned by src/gp/crs.c) */
+    struct tse_aid sd; /* associated security domain; empty for the issuer security domain */
+    uint8_t cl[16];    /* contactless registry data (owned by src/gp/crs.c) */
     const struct tse_package_def *pkg;
     const struct tse_module_def *mod;
 };

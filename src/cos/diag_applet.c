@@ -10,6 +10,7 @@
 
 #include "tse/applet.h"
 #include "tse/sw.h"
+#include "tse/tlv.h"
 
 #define OBJ_STATE 1 /* A u32 | B u32 | seq u32 | counter u32 */
 #define OBJ_LOG   2 /* 8 entries of seq u32 | amount u32 */
@@ -290,11 +291,52 @@ static int diag_service(struct tse_ctx *ctx, const struct tse_aid *client, uint8
     return 0;
 }
 
+/* Personalization through its security domain (STORE DATA, DGI format): DGI 0101 sets A
+ * (4 bytes), DGI 8101 sets B from the first 4 bytes of a DEK-encrypted block. Both or neither
+ * are applied (one transaction per STORE DATA command). */
+static uint16_t diag_personalize(struct tse_ctx *ctx, const struct tse_apdu *a,
+                                 struct tse_response *rsp)
+{
+    (void)rsp;
+    if ((a->p1 & 0x18) != 0x08)
+        return SW_WRONG_DATA; /* DGI format only */
+    const uint8_t *p = a->data, *st;
+    size_t left = a->lc;
+    struct tse_tlv d;
+    int r;
+    if (tse_ctx_pmem_get(ctx, OBJ_STATE, 0, &st, NULL) != 0)
+        return SW_UNKNOWN;
+    uint8_t state[16];
+    memcpy(state, st, sizeof(state));
+    while ((r = tse_dgi_next(&p, &left, &d)) == 1) {
+        if (d.tag == 0x0101 && d.len == 4) {
+            memcpy(state, d.value, 4);
+        } else if (d.tag == 0x8101) {
+            uint8_t plain[32];
+            if (d.len < 4 || d.len > sizeof(plain) ||
+                tse_ctx_perso_decrypt(ctx, d.value, d.len, plain, sizeof(plain)) != 0)
+                return SW_WRONG_DATA;
+            memcpy(state + 4, plain, 4);
+        } else {
+            return SW_REFERENCED_DATA_NOT_FOUND; /* a DGI this applet does not know */
+        }
+    }
+    if (r < 0 || a->lc == 0)
+        return SW_WRONG_DATA;
+    int rc = tse_ctx_txn_begin(ctx);
+    if (!rc)
+        rc = tse_ctx_pmem_write(ctx, OBJ_STATE, 0, state, 8);
+    if (!rc)
+        rc = tse_ctx_txn_commit(ctx);
+    return tse_sw_from_err(rc);
+}
+
 static const struct tse_applet_ops diag_ops = {
     .install = diag_install,
     .select = diag_select,
     .process = diag_process,
     .service = diag_service,
+    .personalize = diag_personalize,
 };
 
 static const uint8_t pkg_aid[] = {0xF0, 0x74, 0x73, 0x65, 0x44, 0x49, 0x41};

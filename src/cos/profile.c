@@ -256,7 +256,8 @@ static int rom_value(struct parser *ps, const char *key, const char *v)
         return 0;
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", v);
-    for (char *save = NULL, *w = strtok_r(buf, " ,\t", &save); w; w = strtok_r(NULL, " ,\t", &save)) {
+    for (char *save = NULL, *w = strtok_r(buf, " ,\t", &save); w;
+         w = strtok_r(NULL, " ,\t", &save)) {
         if (p->n_rom == sizeof(p->rom) / sizeof(p->rom[0]))
             return fail(ps, "%s: at most %zu packages", key, sizeof(p->rom) / sizeof(p->rom[0]));
         const struct tse_package_def *pd = NULL;

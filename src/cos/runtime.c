@@ -296,7 +296,8 @@ static bool rom_package(const struct tse_card *card, const struct tse_package_de
 {
     struct tse_aid a;
     tse_aid_set(&a, pd->aid, pd->aid_len);
-    if (tse_aid_equal(&a, &(struct tse_aid){.len = 7, .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50}}))
+    if (tse_aid_equal(&a,
+                      &(struct tse_aid){.len = 7, .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50}}))
         return true; /* the security domains' own package is always there */
     if (card->prof.rom_all)
         return true;
@@ -543,7 +544,8 @@ int tse_rt_save(struct tse_card *card, int idx)
     uint8_t rec[INST_REC_LEN];
     rec_encode(in, rec);
     /* a record from an older image keeps its length: fields past it are not kept there */
-    return tse_store_write(card->store, 0, in->rec_id, 0, rec, len < sizeof(rec) ? len : sizeof(rec));
+    return tse_store_write(card->store, 0, in->rec_id, 0, rec,
+                           len < sizeof(rec) ? len : sizeof(rec));
 }
 
 /* ---- context: identity --------------------------------------------------------------------- */

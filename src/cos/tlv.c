@@ -167,3 +167,28 @@ int tse_tlv_finish(const struct tse_tlv_writer *w)
         return TSE_ERR_INVALID_ARG;
     return (int)w->len;
 }
+
+int tse_dgi_next(const uint8_t **p, size_t *left, struct tse_tlv *t)
+{
+    if (*left == 0)
+        return 0;
+    if (*left < 3)
+        return TSE_ERR_PARSE;
+    const uint8_t *b = *p;
+    size_t hdr = 3, len = b[2];
+    if (len == 0xFF) {
+        if (*left < 5)
+            return TSE_ERR_PARSE;
+        len = (size_t)b[3] << 8 | b[4];
+        hdr = 5;
+    }
+    if (len > *left - hdr)
+        return TSE_ERR_PARSE;
+    t->tag = (uint32_t)b[0] << 8 | b[1];
+    t->value = b + hdr;
+    t->len = len;
+    t->constructed = false;
+    *p += hdr + len;
+    *left -= hdr + len;
+    return 1;
+}

@@ -142,7 +142,7 @@ struct status_state {
 
 struct cm_state {
     uint8_t loading; /* INSTALL [for load] accepted, LOAD blocks expected */
-    uint8_t perso; /* INSTALL [for personalization] named `target` */
+    uint8_t perso;   /* INSTALL [for personalization] named `target` */
     uint8_t perso_next;
     struct tse_aid target;
     uint8_t store_next; /* STORE DATA to the SD itself: next block number */
@@ -376,7 +376,7 @@ static uint16_t set_card_state(struct tse_ctx *ctx, const struct tse_apdu *a)
         bool ok = (to == TSE_LC_CARD_LOCKED && (ctx->inst->priv[0] & PRIV0_CARD_LOCK)) ||
                   (to == TSE_LC_TERMINATED && (ctx->inst->priv[0] & PRIV0_CARD_TERM));
         if (!ok)
-            return SW_SECURITY_STATUS_NOT_SATISFIED;
+            return SW_CONDITIONS_NOT_SATISFIED;
     }
     return tse_sw_from_err(tse_rt_set_card_life_cycle(card, to));
 }
@@ -435,7 +435,7 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
         return SW_CONDITIONS_NOT_SATISFIED;
     struct tse_instance *in = &card->inst[idx];
     if (!authority(ctx, assoc_of(card, in), PRIV1_GLOBAL_LOCK))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        return SW_CONDITIONS_NOT_SATISFIED;
     uint16_t sw;
     if (a->p1 == 0x40) {
         uint8_t st = next_state(in, a->p2, &sw);
@@ -458,8 +458,8 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
         struct tse_instance *x = &card->inst[i];
         if ((int)i != idx && !under(card, assoc_of(card, x), &target))
             continue;
-        uint8_t st = lock ? (uint8_t)(x->state | APP_STATE_LOCKED)
-                          : (uint8_t)(x->state & ~APP_STATE_LOCKED);
+        uint8_t st =
+            lock ? (uint8_t)(x->state | APP_STATE_LOCKED) : (uint8_t)(x->state & ~APP_STATE_LOCKED);
         if (st != x->state)
             rc = tse_rt_set_state(card, (int)i, st);
     }
@@ -628,8 +628,8 @@ static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct fiel
         o.tquota = quota(ef.value, ef.len, 0xC7);
     }
     memcpy(o.priv, priv, 3);
-    bool sd_module = tse_aid_equal(&pkg, &ctx->inst->package) &&
-                     tse_aid_equal(&module, &ctx->inst->module);
+    bool sd_module =
+        tse_aid_equal(&pkg, &ctx->inst->package) && tse_aid_equal(&module, &ctx->inst->module);
     if (sd_module != ((priv[0] & PRIV0_SD) != 0))
         return SW_WRONG_DATA; /* SD privilege ⇔ the security domain module */
     struct tse_elf elf;
@@ -680,7 +680,7 @@ static uint16_t make_selectable(struct tse_ctx *ctx, const struct field *f,
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
     if (!authority(ctx, assoc_of(card, &card->inst[idx]), 0))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        return SW_CONDITIONS_NOT_SATISFIED;
     if (card->inst[idx].state != APP_STATE_INSTALLED)
         return SW_CONDITIONS_NOT_SATISFIED;
     int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
@@ -701,7 +701,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
     if (!tse_rt_selectable(&card->inst[d]))
         return SW_CONDITIONS_NOT_SATISFIED; /* locked or not yet selectable */
     if (!authority(ctx, &dest, 0))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        return SW_CONDITIONS_NOT_SATISFIED;
     int o = tse_rt_find(card, &obj);
     struct tse_elf elf;
     if (o < 0) {
@@ -710,7 +710,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
         if (elf.rom)
             return SW_CONDITIONS_NOT_SATISFIED; /* load files in ROM stay with the ISD */
         if (!authority(ctx, &elf.sd, 0))
-            return SW_SECURITY_STATUS_NOT_SATISFIED;
+            return SW_CONDITIONS_NOT_SATISFIED;
         int rc = tse_rt_elf_set_sd(card, &obj, &dest);
         return rc ? tse_sw_from_err(rc) : confirm(rsp);
     }
@@ -718,7 +718,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
     if (tse_aid_equal(&obj, &card->prof.isd_aid) || tse_aid_equal(&obj, &dest))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        return SW_CONDITIONS_NOT_SATISFIED;
     if (is_sd(in) && under(card, &dest, &obj))
         return SW_CONDITIONS_NOT_SATISFIED; /* a domain cannot move below itself */
     struct tse_aid old = in->sd;
@@ -749,7 +749,7 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
     if (tse_aid_equal(&aid, &card->prof.isd_aid))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        return SW_CONDITIONS_NOT_SATISFIED;
     struct tse_instance saved = *in;
     if (f[3].len) {
         uint8_t priv[3] = {0};
@@ -837,8 +837,8 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 
 /* ---- LOAD ------------------------------------------------------------------------------------ */
 
-uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s,
-                     const struct tse_apdu *a, struct tse_response *rsp)
+uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const struct tse_apdu *a,
+                     struct tse_response *rsp)
 {
     (void)a;
     (void)rsp;
@@ -932,14 +932,14 @@ uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
         struct tse_elf e;
         if (idx >= 0) {
             if (!authority(ctx, assoc_of(card, &card->inst[idx]), PRIV1_GLOBAL_DEL))
-                return SW_SECURITY_STATUS_NOT_SATISFIED;
+                return SW_CONDITIONS_NOT_SATISFIED;
             if (is_sd(&card->inst[idx]) && has_related(card, &aid) && !related)
                 return SW_CONDITIONS_NOT_SATISFIED; /* the domain still has content */
         } else if (tse_rt_elf_find(card, &aid, &e) == 0) {
             if (e.rom)
                 return SW_CONDITIONS_NOT_SATISFIED; /* load files in ROM stay */
             if (!authority(ctx, &e.sd, PRIV1_GLOBAL_DEL))
-                return SW_SECURITY_STATUS_NOT_SATISFIED;
+                return SW_CONDITIONS_NOT_SATISFIED;
             if (has_related(card, &aid) && !related)
                 return SW_CONDITIONS_NOT_SATISFIED; /* instances of it exist */
         } else {
@@ -1007,8 +1007,8 @@ static uint16_t store_own(struct tse_ctx *ctx, const struct tse_apdu *a)
     return tse_sw_from_err(tse_ctx_pmem_write(ctx, TSE_GP_OBJ_IDENT, 0, ident, sizeof(ident)));
 }
 
-uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s,
-                           const struct tse_apdu *a, struct tse_response *rsp)
+uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
+                           struct tse_response *rsp)
 {
     if (!s->authenticated || !(s->level & TSE_SL_CMAC))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
@@ -1035,8 +1035,8 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s,
     if (a->p2 != st->perso_next)
         return SW_INCORRECT_P1P2;
     uint16_t sw;
-    int rc = tse_rt_personalize(card, idx, tse_ctx_interface(ctx), tse_ctx_channel(ctx), s, a,
-                                rsp, &sw);
+    int rc =
+        tse_rt_personalize(card, idx, tse_ctx_interface(ctx), tse_ctx_channel(ctx), s, a, rsp, &sw);
     if (tse_store_torn(card->store))
         return SW_UNKNOWN;
     if (rc)

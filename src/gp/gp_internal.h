@@ -21,9 +21,9 @@ size_t tse_isd_params(const struct tse_profile *p, uint8_t *out, size_t cap);
 #define TSE_GP_OBJ_IDENT    2 /* CPLC 42, IIN len+16, CIN len+16, KDD 10 */
 #define TSE_GP_IDENT_LEN    (42 + 1 + 16 + 1 + 16 + 10)
 #define TSE_GP_KEYSET_LEN   (6 + 3 * 32) /* kvn scp i type key_len max_failures enc mac dek */
-#define TSE_GP_RAM_SESSION0 0x100 /* + channel: secure channel session */
-#define TSE_GP_RAM_STATUS0  0x200 /* + channel: GET STATUS paging */
-#define TSE_GP_RAM_CM0      0x300 /* + channel: LOAD / personalization in progress */
+#define TSE_GP_RAM_SESSION0 0x100        /* + channel: secure channel session */
+#define TSE_GP_RAM_STATUS0  0x200        /* + channel: GET STATUS paging */
+#define TSE_GP_RAM_CM0      0x300        /* + channel: LOAD / personalization in progress */
 
 struct tse_ctx;
 struct tse_apdu;
@@ -37,12 +37,12 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
                            const struct tse_apdu *a);
 uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
                         const struct tse_apdu *a, struct tse_response *rsp);
-uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s,
-                     const struct tse_apdu *a, struct tse_response *rsp);
+uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const struct tse_apdu *a,
+                     struct tse_response *rsp);
 uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
                        const struct tse_apdu *a, struct tse_response *rsp);
-uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s,
-                           const struct tse_apdu *a, struct tse_response *rsp);
+uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
+                           struct tse_response *rsp);
 /* Forget LOAD / personalization / STORE DATA progress on the current channel. */
 void tse_gp_cm_reset(struct tse_ctx *ctx);
 
