@@ -112,6 +112,8 @@ static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_sessi
     return SW_CONDITIONS_NOT_SATISFIED; /* no content management privilege */
 }
 
+static int card_reset_holder(const struct tse_card *card, int except);
+
 /* Privileges the current SD may give (3 bytes); refused bits make the request 6A80. */
 static bool grantable(const struct tse_ctx *ctx, const uint8_t priv[3])
 {
@@ -194,6 +196,8 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
         e->aid_len = in->aid.len;
         e->life_cycle = tse_rt_card_life_cycle(card);
         memcpy(e->priv, in->priv, 3);
+        if (card_reset_holder(card, i) >= 0)
+            e->priv[0] &= (uint8_t)~PRIV0_CARD_RESET; /* another application is the default */
         e->elf = in->package.b;
         e->elf_len = in->package.len;
         e->sd = &in->aid;
@@ -586,23 +590,17 @@ static size_t ssd_params(const struct tse_card *card, uint8_t scp, uint8_t i, ui
     return n;
 }
 
-/* Card Reset (default selected on the contact interface) now belongs to `idx`: the others
- * lose it. The card picks the holder other than the ISD as the default (card.c), so the new
- * holder's own record, written atomically before this, already decides; this only keeps the
- * registry truthful (a power cut here leaves a stale bit on the old holder, not a wrong
- * default). */
-static int take_card_reset(struct tse_card *card, int idx)
+/* The application other than the ISD holding Card Reset (the contact interface's default
+ * application, card.c), or -1. At most one exists: granting it to a second one is refused
+ * (revoke it first with a registry update). The ISD's own bit is shown as cleared while
+ * another holder exists, so no second record changes and every grant stays one write. */
+static int card_reset_holder(const struct tse_card *card, int except)
 {
-    for (size_t i = 0; i < card->n_inst; i++) {
-        struct tse_instance *x = &card->inst[i];
-        if ((int)i == idx || !(x->priv[0] & PRIV0_CARD_RESET))
-            continue;
-        x->priv[0] &= (uint8_t)~PRIV0_CARD_RESET;
-        int rc = tse_rt_save(card, (int)i);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    for (size_t i = 0; i < card->n_inst; i++)
+        if ((int)i != except && (card->inst[i].priv[0] & PRIV0_CARD_RESET) &&
+            !tse_aid_equal(&card->inst[i].aid, &card->prof.isd_aid))
+            return (int)i;
+    return -1;
 }
 
 static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct field *f,
@@ -632,6 +630,8 @@ static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct fiel
         tse_aid_equal(&pkg, &ctx->inst->package) && tse_aid_equal(&module, &ctx->inst->module);
     if (sd_module != ((priv[0] & PRIV0_SD) != 0))
         return SW_WRONG_DATA; /* SD privilege ⇔ the security domain module */
+    if ((priv[0] & PRIV0_CARD_RESET) && card_reset_holder(card, -1) >= 0)
+        return SW_CONDITIONS_NOT_SATISFIED; /* another application is the default already */
     struct tse_elf elf;
     if (tse_rt_elf_find(card, &pkg, &elf) != 0)
         return SW_REFERENCED_DATA_NOT_FOUND; /* no such load file */
@@ -660,11 +660,6 @@ static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct fiel
         return sw; /* the application's install() refused */
     default:
         return tse_sw_from_err(rc);
-    }
-    if (priv[0] & PRIV0_CARD_RESET) {
-        rc = take_card_reset(card, tse_rt_find(card, &aid));
-        if (rc)
-            return tse_sw_from_err(rc);
     }
     return confirm(rsp);
 }
@@ -756,6 +751,8 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
         memcpy(priv, f[3].v, f[3].len);
         if (!grantable(ctx, priv) || ((priv[0] ^ in->priv[0]) & PRIV0_SD))
             return SW_WRONG_DATA; /* an application does not become a domain or back */
+        if ((priv[0] & PRIV0_CARD_RESET) && card_reset_holder(card, idx) >= 0)
+            return SW_CONDITIONS_NOT_SATISFIED;
         memcpy(in->priv, priv, 3);
     }
     if (f[0].len) {
@@ -766,14 +763,12 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
             return (*in = saved, SW_CONDITIONS_NOT_SATISFIED);
         in->sd = sd;
     }
-    int rc = tse_rt_save(card, idx);
+    int rc = tse_rt_save(card, idx); /* one record write: atomic */
     if (rc) {
         *in = saved;
         return tse_sw_from_err(rc);
     }
-    if ((in->priv[0] & PRIV0_CARD_RESET) && !(saved.priv[0] & PRIV0_CARD_RESET))
-        rc = take_card_reset(card, idx);
-    return rc ? tse_sw_from_err(rc) : confirm(rsp);
+    return confirm(rsp);
 }
 
 /* INSTALL [for personalization]: the following STORE DATA commands go to the application. */
@@ -954,26 +949,10 @@ uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
     for (size_t i = 0; i < n; i++)
         if (tse_aid_equal(&victims[i], &ctx->inst->aid))
             return SW_CONDITIONS_NOT_SATISFIED; /* would delete the SD doing the deleting */
-    /* Card Reset goes back to the ISD when its holder goes */
-    bool reset_back = false;
-    for (size_t i = 0; i < n; i++) {
-        int idx = tse_rt_find(card, &victims[i]);
-        if (idx >= 0 && (card->inst[idx].priv[0] & PRIV0_CARD_RESET))
-            reset_back = true;
-    }
     int rc = tse_rt_delete(card, victims, n);
     if (rc == TSE_ERR_STATE)
         return SW_CONDITIONS_NOT_SATISFIED; /* selected somewhere right now */
-    if (rc)
-        return tse_sw_from_err(rc);
-    if (reset_back) {
-        int isd = tse_rt_find(card, &card->prof.isd_aid);
-        if (isd >= 0 && !(card->inst[isd].priv[0] & PRIV0_CARD_RESET)) {
-            card->inst[isd].priv[0] |= PRIV0_CARD_RESET;
-            tse_rt_save(card, isd); /* bookkeeping only: the ISD is the fallback anyway */
-        }
-    }
-    return confirm(rsp);
+    return rc ? tse_sw_from_err(rc) : confirm(rsp);
 }
 
 /* ---- STORE DATA ----------------------------------------------------------------------------- */
