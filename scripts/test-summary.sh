@@ -10,7 +10,7 @@ awk '
 /^[0-9]+\/[0-9]+ Testing: / { name = $3 }
 /\[  PASSED  \] [0-9]+ test/ { sub(/^.*\[  PASSED  \] /, ""); printf "%-28s passed %s\n", name, $0 }
 /\[  FAILED  \] [0-9]+ test/ { printf "%-28s FAILED: %s\n", name, $0 }
-/tear sweep|kill -9:/ { printf "%-28s %s\n", name, $0 }
+/tear sweep|kill -9:|transitions checked/ { printf "%-28s %s\n", name, $0 }
 /^Done [0-9]+ runs/ { printf "%-28s fuzz: %s\n", name, $0 }
 /^apdu-shell: [0-9]+ exchanges/ { printf "%-28s %s\n", name, $0 }
 /^pcsc-test: / { printf "%-28s %s\n", name, $0 }

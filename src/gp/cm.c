@@ -395,11 +395,13 @@ static uint8_t next_state(const struct tse_instance *in, uint8_t p2, uint16_t *s
     }
     *sw = SW_CONDITIONS_NOT_SATISFIED;
     if (p2 & APP_STATE_LOCKED) { /* lock: keep the state below the lock bit */
+        if (st & APP_STATE_LOCKED)
+            return 0; /* locked already */
         if (p2 != APP_STATE_LOCKED && p2 != (uint8_t)(st | APP_STATE_LOCKED)) {
             *sw = SW_INCORRECT_P1P2;
             return 0;
         }
-        return st & APP_STATE_LOCKED ? 0 : (uint8_t)(st | APP_STATE_LOCKED);
+        return (uint8_t)(st | APP_STATE_LOCKED);
     }
     if (st & APP_STATE_LOCKED) /* unlock: 00, or the state it had before the lock */
         return p2 == 0x00 || p2 == (uint8_t)(st & ~APP_STATE_LOCKED)

@@ -212,25 +212,6 @@ static void test_kill9(void **state)
 
 /* PUT KEY under a power cut at each of its store writes: afterwards exactly the old or the new
  * key set authenticates, never a mix (the key table is one object, written once). */
-static bool auth_with(struct tse_card *c, const uint8_t key[16], uint8_t kvn,
-                      struct tse_scp_session *host)
-{
-    struct tse_scp_keys k = {.scp = 3, .i = 0x70, .key_len = 16};
-    memcpy(k.enc, key, 16);
-    memcpy(k.mac, key, 16);
-    memcpy(k.dek, key, 16);
-    uint8_t hc[8] = {1, 2, 3, 4, 5, 6, 7, 8}, cmd[64], r[300];
-    size_t n, rl;
-    if (tse_scp_host_begin(host, &k, kvn, hc, 8, cmd, sizeof(cmd), &n) ||
-        tse_card_transmit(c, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) || rl < 2 ||
-        r[rl - 2] != 0x90 || tse_scp_host_iu_response(host, r, rl - 2))
-        return false;
-    if (tse_scp_host_external_authenticate(host, TSE_SL_CMAC, cmd, sizeof(cmd), &n) ||
-        tse_card_transmit(c, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) || rl != 2 || r[0] != 0x90)
-        return false;
-    return true;
-}
-
 static void test_tear_put_key(void **state)
 {
     (void)state;
@@ -245,7 +226,7 @@ static void test_tear_put_key(void **state)
         char p[512];
         struct tse_card *c = tt_card(NULL, p, sizeof(p));
         struct tse_scp_session host;
-        assert_true(auth_with(c, old_key, 0x30, &host));
+        assert_true(tt_auth(c, old_key, 0x30, &host));
         uint8_t plain[200], wire[256], r[300];
         size_t n, wl, rl;
         assert_int_equal(tse_scp_host_put_key(&host, 0x30, 0x30, TSE_KEY_TYPE_AES, three, 16, plain,
@@ -256,9 +237,9 @@ static void test_tear_put_key(void **state)
         int rc = tse_card_transmit(c, TSE_IF_CONTACT, wire, wl, r, sizeof(r), &rl);
         tse_card_tear_at(c, 0);
         assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0);
-        bool old_ok = auth_with(c, old_key, 0x30, &host);
+        bool old_ok = tt_auth(c, old_key, 0x30, &host);
         tse_card_reset(c, TSE_IF_CONTACT, NULL, 0, &n);
-        bool new_ok = auth_with(c, new_key, 0x30, &host);
+        bool new_ok = tt_auth(c, new_key, 0x30, &host);
         assert_true(old_ok != new_ok); /* exactly one key set is there */
         tse_card_free(c);
         unlink(p);
@@ -271,23 +252,6 @@ static void test_tear_put_key(void **state)
     }
     assert_true(points >= 1);
     print_message("tear sweep over PUT KEY: %u tear points, key set always whole\n", points);
-}
-
-/* Send one plain command through the open host session; returns the transmit code and the
- * status word. */
-static int wrapped(struct tse_card *c, struct tse_scp_session *host, const char *hex, uint16_t *sw)
-{
-    uint8_t plain[300], wire[320], r[300], out[300];
-    size_t wl, rl, ol;
-    int n = tse_hex_decode(hex, plain, sizeof(plain));
-    assert_true(n > 0);
-    assert_int_equal(tse_scp_host_wrap(host, plain, (size_t)n, wire, sizeof(wire), &wl), 0);
-    int rc = tse_card_transmit(c, TSE_IF_CONTACT, wire, wl, r, sizeof(r), &rl);
-    if (rc)
-        return rc;
-    assert_int_equal(tse_scp_host_unwrap(host, r, rl, out, sizeof(out), &ol), 0);
-    *sw = (uint16_t)(out[ol - 2] << 8 | out[ol - 1]);
-    return 0;
 }
 
 /* Card content management under a power cut at every store write: the registry and every
@@ -329,9 +293,9 @@ static struct tse_card *cm_setup(const struct cm_case *cc, const uint8_t key[16]
 {
     struct tse_card *c = tt_card(NULL, p, plen);
     uint16_t sw;
-    assert_true(auth_with(c, key, 0x30, host));
+    assert_true(tt_auth(c, key, 0x30, host));
     for (int i = 0; cc->setup[i]; i++)
-        assert_true(wrapped(c, host, cc->setup[i], &sw) == 0 && sw == 0x9000);
+        assert_true(tt_wrapped(c, host, cc->setup[i], &sw) == 0 && sw == 0x9000);
     return c;
 }
 
@@ -353,7 +317,7 @@ static void test_tear_content_management(void **state)
             uint8_t before[32], after[32], now[32];
             tse_card_state_digest(c, before);
             tse_card_tear_at(c, k);
-            int rc = wrapped(c, &host, cc->cmd, &sw);
+            int rc = tt_wrapped(c, &host, cc->cmd, &sw);
             tse_card_tear_at(c, 0);
             size_t n;
             assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0);
@@ -370,7 +334,7 @@ static void test_tear_content_management(void **state)
             points++;
             /* what the state after the command looks like: run it once more uncut */
             c = cm_setup(cc, key, p, sizeof(p), &host);
-            assert_true(wrapped(c, &host, cc->cmd, &sw) == 0 && sw == 0x9000);
+            assert_true(tt_wrapped(c, &host, cc->cmd, &sw) == 0 && sw == 0x9000);
             tse_card_state_digest(c, after);
             tse_card_free(c);
             unlink(p);

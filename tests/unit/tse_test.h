@@ -4,6 +4,7 @@
 #define TSE_TEST_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 
 #include "tse/apdu.h"
 #include "tse/card.h"
+#include "tse/scp.h"
 #include "tse/sw.h"
 
 /* A fresh path under $TSE_TEST_TMP (or /tmp) that does not exist yet. */
@@ -74,6 +76,45 @@ static inline unsigned tt_sw(struct tse_card *c, int iface, const char *hex)
     const char *r = tt_xfer(c, iface, hex);
     size_t l = strlen(r);
     return (unsigned)strtoul(r + l - 4, NULL, 16);
+}
+
+/* Open an SCP03 (i=70, C-MAC) session with the selected security domain on the contact
+ * interface, all three keys `key`. */
+static inline bool tt_auth(struct tse_card *c, const uint8_t key[16], uint8_t kvn,
+                           struct tse_scp_session *host)
+{
+    struct tse_scp_keys k = {.scp = 3, .i = 0x70, .key_len = 16};
+    memcpy(k.enc, key, 16);
+    memcpy(k.mac, key, 16);
+    memcpy(k.dek, key, 16);
+    uint8_t hc[8] = {1, 2, 3, 4, 5, 6, 7, 8}, cmd[64], r[300];
+    size_t n, rl;
+    if (tse_scp_host_begin(host, &k, kvn, hc, 8, cmd, sizeof(cmd), &n) ||
+        tse_card_transmit(c, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) || rl < 2 ||
+        r[rl - 2] != 0x90 || tse_scp_host_iu_response(host, r, rl - 2))
+        return false;
+    if (tse_scp_host_external_authenticate(host, TSE_SL_CMAC, cmd, sizeof(cmd), &n) ||
+        tse_card_transmit(c, TSE_IF_CONTACT, cmd, n, r, sizeof(r), &rl) || rl != 2 || r[0] != 0x90)
+        return false;
+    return true;
+}
+
+/* Send one plain hex command through the open host session; returns the transmit code and
+ * the status word. */
+static inline int tt_wrapped(struct tse_card *c, struct tse_scp_session *host, const char *hex,
+                             uint16_t *sw)
+{
+    uint8_t plain[300], wire[320], r[300], out[300];
+    size_t wl, rl, ol;
+    int n = tse_hex_decode(hex, plain, sizeof(plain));
+    assert_true(n > 0);
+    assert_int_equal(tse_scp_host_wrap(host, plain, (size_t)n, wire, sizeof(wire), &wl), 0);
+    int rc = tse_card_transmit(c, TSE_IF_CONTACT, wire, wl, r, sizeof(r), &rl);
+    if (rc)
+        return rc;
+    assert_int_equal(tse_scp_host_unwrap(host, r, rl, out, sizeof(out), &ol), 0);
+    *sw = (uint16_t)(out[ol - 2] << 8 | out[ol - 1]);
+    return 0;
 }
 
 #define DIAG_AID    "F074736544494101"
