@@ -243,6 +243,32 @@ static int card_data(struct tse_ctx *ctx, struct tse_response *rsp)
     return respond(rsp, &w);
 }
 
+/* Card capability information (tag 67, GP 2.3 H.4): the secure channel protocols and options
+ * this card implements, the privileges it lets SSDs and applications have, LFDB hash
+ * algorithms (none: the LOAD hash is checked only for length). */
+static int card_capabilities(struct tse_response *rsp)
+{
+    static const uint8_t scp02_i[] = {0x15, 0x45, 0x55, 0x75};
+    static const uint8_t scp03_i[] = {0x00, 0x10, 0x20, 0x30, 0x60, 0x70, 0x71};
+    static const uint8_t ssd_priv[] = {0xFF, 0xFE, 0x80}, app_priv[] = {0x1E, 0x02, 0x00};
+    struct tse_tlv_writer w;
+    writer(&w, rsp);
+    tse_tlv_begin(&w, 0x67);
+    tse_tlv_begin(&w, 0xA0);
+    tse_tlv_put_u8(&w, 0x80, 0x02);
+    tse_tlv_put(&w, 0x81, scp02_i, sizeof(scp02_i));
+    tse_tlv_end(&w);
+    tse_tlv_begin(&w, 0xA0);
+    tse_tlv_put_u8(&w, 0x80, 0x03);
+    tse_tlv_put(&w, 0x81, scp03_i, sizeof(scp03_i));
+    tse_tlv_put_u8(&w, 0x82, 0x07); /* AES-128, -192, -256 */
+    tse_tlv_end(&w);
+    tse_tlv_put(&w, 0x81, ssd_priv, sizeof(ssd_priv));
+    tse_tlv_put(&w, 0x82, app_priv, sizeof(app_priv));
+    tse_tlv_end(&w);
+    return respond(rsp, &w);
+}
+
 /* Key information template (tag E0): one C0 entry per key. */
 static int key_info(struct tse_ctx *ctx, struct tse_response *rsp)
 {
@@ -280,6 +306,8 @@ static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct t
         return card_data(ctx, rsp) ? SW_UNKNOWN : SW_NO_ERROR;
     case 0x00E0:
         return key_info(ctx, rsp) ? SW_UNKNOWN : SW_NO_ERROR;
+    case 0x0067:
+        return card_capabilities(rsp) ? SW_UNKNOWN : SW_NO_ERROR;
     case 0x0042:
         tse_tlv_put(&w, tag, id + 43, id[42]);
         break;
