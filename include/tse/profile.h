@@ -88,6 +88,9 @@ struct tse_profile {
     size_t ats_len;
 
     struct tse_aid isd_aid;
+    /** Secure channel level (TSE_SL_* bits) card content management commands require:
+     *  INSTALL, LOAD, DELETE, PUT KEY, SET STATUS, STORE DATA. Default 01 (C-MAC). */
+    uint8_t management_level;
     struct tse_keyset keysets[TSE_MAX_KEYSETS];
     size_t n_keysets;
     uint8_t cplc[42];

@@ -370,6 +370,28 @@ static int key_card(struct parser *ps, const char *k, const char *v)
     return fail(ps, "unknown key '%s' in [card]", k);
 }
 
+static int key_isd(struct parser *ps, const char *k, const char *v)
+{
+    if (!strcmp(k, "aid"))
+        return aid_value(ps, k, v, &ps->p->isd_aid);
+    if (!strcmp(k, "management_level")) {
+        static const struct {
+            const char *name;
+            uint8_t level;
+        } levels[] = {{"mac", 0x01}, {"mac+enc", 0x03}, {"mac+enc+rmac", 0x13},
+                      {"mac+rmac", 0x11}, {"all", 0x33}};
+        for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+            if (!strcmp(v, levels[i].name)) {
+                ps->p->management_level = levels[i].level;
+                return 0;
+            }
+        return fail(ps, "management_level: expected mac, mac+enc, mac+rmac, mac+enc+rmac or all, "
+                        "got '%s'",
+                    v);
+    }
+    return fail(ps, "unknown key '%s' in [isd]", k);
+}
+
 static int key_contact(struct parser *ps, const char *k, const char *v)
 {
     if (strcmp(k, "atr"))
@@ -688,6 +710,7 @@ static void defaults(struct tse_profile *p)
     p->commit_buffer = 8 * 1024;
     p->logical_channels = 20;
     p->rom_all = 1;
+    p->management_level = 0x01;
     static const uint8_t atr[] = {0x3B, 0xF8, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45,
                                   't',  's',  'e',  '-',  'c',  'a',  'r',  'd',  0xBB};
     memcpy(p->atr, atr, sizeof(atr));
@@ -761,8 +784,7 @@ int tse_profile_parse(struct tse_profile *p, const char *text, size_t len, const
                 rc = key_cl(&ps, k, v);
                 break;
             case S_ISD:
-                rc = strcmp(k, "aid") ? fail(&ps, "unknown key '%s' in [isd]", k)
-                                      : aid_value(&ps, k, v, &p->isd_aid);
+                rc = key_isd(&ps, k, v);
                 break;
             case S_KEYSET:
                 rc = key_keyset(&ps, k, v);

@@ -94,11 +94,17 @@ static bool authority(const struct tse_ctx *ctx, const struct tse_aid *sd, uint8
            under(ctx->card, sd, &ctx->inst->aid);
 }
 
+bool tse_gp_level_ok(const struct tse_ctx *ctx, const struct tse_scp_session *s)
+{
+    uint8_t need = ctx->card->prof.management_level | TSE_SL_CMAC;
+    return s->authenticated && (s->level & need) == need;
+}
+
 /* Content changes: card state, the SD's management privilege and the secure channel level. */
 static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_session *s,
                            size_t token_len)
 {
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+    if (!tse_gp_level_ok(ctx, s))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
     uint8_t lc = tse_rt_card_life_cycle(ctx->card);
     if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)
@@ -422,7 +428,7 @@ static uint8_t next_state(const struct tse_instance *in, uint8_t p2, uint16_t *s
 uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
                            const struct tse_apdu *a)
 {
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+    if (!tse_gp_level_ok(ctx, s))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
     struct tse_card *card = ctx->card;
     if (a->p1 == 0x80)
@@ -991,7 +997,7 @@ static uint16_t store_own(struct tse_ctx *ctx, const struct tse_apdu *a)
 uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
                            struct tse_response *rsp)
 {
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+    if (!tse_gp_level_ok(ctx, s))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
     uint8_t lc = tse_rt_card_life_cycle(ctx->card);
     if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)

@@ -2,6 +2,7 @@
 #ifndef TSE_GP_INTERNAL_H
 #define TSE_GP_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ struct tse_ctx;
 struct tse_apdu;
 struct tse_response;
 struct tse_scp_session;
+
+/* Whether the session meets the card's management_level (profile) for content management. */
+bool tse_gp_level_ok(const struct tse_ctx *ctx, const struct tse_scp_session *s);
 
 /* Card content management commands (cm.c), called by the SD after unwrapping. */
 uint16_t tse_gp_get_status(struct tse_ctx *ctx, const struct tse_scp_session *s,

@@ -381,7 +381,7 @@ static uint16_t initialize_update(struct tse_ctx *ctx, const struct tse_apdu *a,
 static uint16_t put_key(struct tse_ctx *ctx, struct tse_scp_session *s, const struct tse_apdu *a,
                         struct tse_response *rsp)
 {
-    if (!s->authenticated || !(s->level & TSE_SL_CMAC))
+    if (!tse_gp_level_ok(ctx, s))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
     uint8_t p1 = a->p1 & 0x7F, first = a->p2 & 0x7F;
     if (first < 1 || first > 3)
