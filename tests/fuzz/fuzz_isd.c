@@ -2,7 +2,8 @@
 /*
  * libFuzzer target on the ISD's command parsers *inside* a secure channel, where an outside
  * fuzzer cannot reach: a host session (level C-MAC, correctly wrapped) carries the input.
- * Byte 0 picks the instruction (PUT KEY, GET DATA, INSTALL, DELETE, GET STATUS, SET STATUS),
+ * Byte 0 picks the instruction (PUT KEY, GET DATA, INSTALL, DELETE, GET STATUS, SET STATUS,
+ * STORE DATA, LOAD),
  * bytes 1 and 2 are P1 and P2, the rest is the data. Any answer is fine; a crash, a hang or a
  * response without a status word is not. A card the input has locked or terminated is
  * replaced by a fresh one.
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!(open_session = authenticate()))
             abort(); /* the default keys must always open a session on a fresh card */
     }
-    static const uint8_t ins[] = {0xD8, 0xCA, 0xE6, 0xE4, 0xF2, 0xF0, 0xD8, 0xE6};
+    static const uint8_t ins[] = {0xD8, 0xCA, 0xE6, 0xE4, 0xF2, 0xF0, 0xE2, 0xE8};
     uint8_t plain[5 + 255 + 1];
     size_t n = 0;
     plain[n++] = 0x80;
