@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev \
-libmbedtls-dev libcmocka-dev libedit-dev zlib1g-dev \
+libmbedtls-dev libcmocka-dev libedit-dev zlib1g-dev libzip-dev \
 pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools python3-pyscard iproute2"
 
 missing=""
