@@ -20,6 +20,7 @@
 #include "cos/card_internal.h"
 #include "cos/store_internal.h"
 #include "gp/gp_internal.h"
+#include "tse/cap.h"
 #include "tse/scp.h"
 #include "tse/sw.h"
 #include "tse/tlv.h"
@@ -150,7 +151,10 @@ struct status_state {
 
 struct cm_state {
     uint8_t loading; /* INSTALL [for load] accepted, LOAD blocks expected */
-    uint8_t perso;   /* INSTALL [for personalization] named `target` */
+    uint8_t next_block;
+    struct tse_aid elf, sd;
+    struct tse_cap_stream cap;
+    uint8_t perso; /* INSTALL [for personalization] named `target` */
     uint8_t perso_next;
     struct tse_aid target;
     uint8_t store_next; /* STORE DATA to the SD itself: next block number */
@@ -779,6 +783,41 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
     return confirm(rsp);
 }
 
+/* INSTALL [for load]: the LOAD blocks that follow bring the CAP file of a native package. */
+static uint16_t for_load(struct tse_ctx *ctx, const struct field *f, struct tse_response *rsp)
+{
+    struct tse_card *card = ctx->card;
+    struct tse_aid elf, sd = ctx->inst->aid;
+    if (!aid_field(&f[0], &elf) || (f[1].len && !aid_field(&f[1], &sd)))
+        return SW_WRONG_DATA;
+    /* load file data block hash: SHA-1 or SHA-256 length; accepted, not verified (no DAP) */
+    if (f[2].len && f[2].len != 20 && f[2].len != 32)
+        return SW_WRONG_DATA;
+    if (f[3].len) { /* load parameters: EF { C6 code, C7 volatile, C8 non-volatile … } */
+        struct tse_tlv ef;
+        if (tse_tlv_find(f[3].v, f[3].len, 0xEF, &ef) != 1)
+            return SW_WRONG_DATA;
+    }
+    int d = tse_rt_find(card, &sd);
+    if (d < 0 || !is_sd(&card->inst[d]))
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    if (!authority(ctx, &sd, 0))
+        return SW_CONDITIONS_NOT_SATISFIED;
+    if (tse_rt_package_present(card, &elf))
+        return SW_CONDITIONS_NOT_SATISFIED; /* already on the card */
+    if (!tse_package_find(&elf))
+        return SW_WRONG_DATA; /* this card has no native code for that package */
+    struct cm_state *st = cm_state(ctx);
+    if (!st)
+        return SW_FILE_FULL;
+    st->loading = 1;
+    st->next_block = 0;
+    st->elf = elf;
+    st->sd = sd;
+    tse_cap_stream_init(&st->cap);
+    return confirm(rsp);
+}
+
 /* INSTALL [for personalization]: the following STORE DATA commands go to the application. */
 static uint16_t for_personalization(struct tse_ctx *ctx, const struct field *f,
                                     struct tse_response *rsp)
@@ -824,7 +863,7 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
         st->loading = st->perso = 0;
     switch (what) {
     case 0x02:
-        return SW_FUNC_NOT_SUPPORTED; /* LOAD arrives with the CAP parser */
+        return for_load(ctx, f, rsp);
     case 0x08:
         return make_selectable(ctx, f, rsp);
     case 0x10:
@@ -843,15 +882,52 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const struct tse_apdu *a,
                      struct tse_response *rsp)
 {
-    (void)a;
-    (void)rsp;
     uint16_t sw = may_manage(ctx, s, 0);
     if (sw != SW_NO_ERROR)
         return sw;
     struct cm_state *st = cm_state(ctx);
     if (!st || !st->loading)
         return SW_CONDITIONS_NOT_SATISFIED; /* no INSTALL [for load] before */
-    return SW_FUNC_NOT_SUPPORTED;
+    if ((a->p1 != 0x00 && a->p1 != 0x80) || a->p2 != st->next_block) {
+        st->loading = 0; /* a block out of order ends the load: start again */
+        return SW_INCORRECT_P1P2;
+    }
+    if (a->lc == 0 || tse_cap_stream_feed(&st->cap, a->data, a->lc) != 0) {
+        st->loading = 0;
+        return a->lc ? tse_cap_reason_sw(st->cap.reason) : SW_WRONG_LENGTH;
+    }
+    st->next_block++;
+    if (a->p1 != 0x80)
+        return SW_NO_ERROR;
+    st->loading = 0;
+    if (tse_cap_stream_finish(&st->cap, NULL) != 0)
+        return tse_cap_reason_sw(st->cap.reason);
+    /* The CAP file must be the package INSTALL [for load] named, and this card's native code
+     * must implement it: same package, same major version, every applet a native module.
+     * Only then does the load file enter the registry. */
+    const struct tse_cap_info *info = &st->cap.info;
+    if (!tse_aid_equal(&info->package, &st->elf))
+        return SW_WRONG_DATA;
+    const struct tse_package_def *pd = tse_package_find(&info->package);
+    if (!pd || pd->version_major != info->pkg_major || info->pkg_minor > pd->version_minor)
+        return SW_WRONG_DATA;
+    for (size_t i = 0; i < info->n_applets; i++) {
+        bool found = false;
+        for (size_t m = 0; m < pd->n_modules && !found; m++)
+            found = pd->modules[m].aid_len == info->applets[i].aid.len &&
+                    !memcmp(pd->modules[m].aid, info->applets[i].aid.b, info->applets[i].aid.len);
+        if (!found)
+            return SW_WRONG_DATA;
+    }
+    struct tse_elf e = {.aid = info->package,
+                        .sd = st->sd,
+                        .major = info->pkg_major,
+                        .minor = info->pkg_minor,
+                        .pkg = pd};
+    int rc = tse_rt_elf_add(ctx->card, &e);
+    if (rc == TSE_ERR_EXISTS)
+        return SW_CONDITIONS_NOT_SATISFIED;
+    return rc ? tse_sw_from_err(rc) : confirm(rsp);
 }
 
 /* ---- DELETE --------------------------------------------------------------------------------- */
