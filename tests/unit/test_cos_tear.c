@@ -8,6 +8,7 @@
  * persistent state must equal the state before the interrupted command (each command of
  * the script has at most one commit point, and it is the command's last write).
  */
+#include "tse/cap.h"
 #include "tse_test.h"
 
 #include "tse/scp.h"
@@ -270,28 +271,55 @@ static void test_tear_put_key(void **state)
 #define T_PERSO  "80E620000F 00 00 09F07473654449410177 00 00 00 00"
 #define T_STORE  "80E2880007 0101 04 000000C8 00"
 
+#define T_FORLOAD "80E6020014 07F0747365444941 08A000000151000000 00 00 00 00"
+#define T_DELELF  "80E400800A4F07F074736544494100"
+
+/* LOAD blocks of tse.diag's CAP file (built like `tse-cap write`), filled in by load_blocks() */
+static char T_LOAD1[600], T_LOAD2[600];
+
 struct cm_case {
     const char *name;
-    const char *setup[4];
+    const char *setup[5];
     const char *cmd;
+    const char *profile;
 };
 
 static const struct cm_case CM_CASES[] = {
-    {"INSTALL", {NULL}, T_INSTALL},
-    {"DELETE", {T_INSTALL, NULL}, T_DELETE},
-    {"INSTALL of an SSD", {NULL}, T_SSD},
-    {"INSTALL [for extradition]", {T_INSTALL, T_SSD, NULL}, T_EXTRA},
-    {"SET STATUS 60", {T_INSTALL, T_SSD, T_EXTRA, NULL}, T_LOCK60},
-    {"DELETE of an SSD and its content", {T_INSTALL, T_SSD, T_EXTRA, NULL}, T_DELSSD},
-    {"INSTALL [for registry update]", {T_INSTALL, NULL}, T_REGUPD},
-    {"STORE DATA (personalization)", {T_INSTALL, T_PERSO, NULL}, T_STORE},
+    {"INSTALL", {NULL}, T_INSTALL, NULL},
+    {"DELETE", {T_INSTALL, NULL}, T_DELETE, NULL},
+    {"INSTALL of an SSD", {NULL}, T_SSD, NULL},
+    {"INSTALL [for extradition]", {T_INSTALL, T_SSD, NULL}, T_EXTRA, NULL},
+    {"SET STATUS 60", {T_INSTALL, T_SSD, T_EXTRA, NULL}, T_LOCK60, NULL},
+    {"DELETE of an SSD and its content", {T_INSTALL, T_SSD, T_EXTRA, NULL}, T_DELSSD, NULL},
+    {"INSTALL [for registry update]", {T_INSTALL, NULL}, T_REGUPD, NULL},
+    {"STORE DATA (personalization)", {T_INSTALL, T_PERSO, NULL}, T_STORE, NULL},
+    {"the last LOAD block", {T_FORLOAD, T_LOAD1, NULL}, T_LOAD2, "[card]\nrom_packages = none\n"},
+    {"DELETE of a loaded load file and its instances",
+     {T_FORLOAD, T_LOAD1, T_LOAD2, T_INSTALL, NULL},
+     T_DELELF,
+     "[card]\nrom_packages = none\n"},
 };
+
+static void load_blocks(void)
+{
+    uint8_t lfdb[8192], stream[8200];
+    int n = tse_cap_build_lfdb(tse_cap_find_package("tse.diag"), TSE_CAP_NO_DESCRIPTOR, lfdb,
+                               sizeof(lfdb));
+    assert_true(n > 0);
+    int sl = tse_cap_load_data(lfdb, (size_t)n, stream, sizeof(stream));
+    assert_true(sl > 120 && sl < 120 + 250);
+    char hex[2 * 256 + 1];
+    tse_hex_encode(stream, 120, hex);
+    snprintf(T_LOAD1, sizeof(T_LOAD1), "80E8000078%s00", hex);
+    tse_hex_encode(stream + 120, (size_t)sl - 120, hex);
+    snprintf(T_LOAD2, sizeof(T_LOAD2), "80E88001%02X%s00", sl - 120, hex);
+}
 
 /* A fresh card in a session, the case's set-up done; its image path in p. */
 static struct tse_card *cm_setup(const struct cm_case *cc, const uint8_t key[16], char *p,
                                  size_t plen, struct tse_scp_session *host)
 {
-    struct tse_card *c = tt_card(NULL, p, plen);
+    struct tse_card *c = tt_card(cc->profile, p, plen);
     uint16_t sw;
     assert_true(tt_auth(c, key, 0x30, host));
     for (int i = 0; cc->setup[i]; i++)
@@ -306,6 +334,7 @@ static void test_tear_content_management(void **state)
     for (int b = 0; b < 16; b++)
         key[b] = (uint8_t)(0x40 + b);
     unsigned total = 0;
+    load_blocks();
     for (size_t which = 0; which < sizeof(CM_CASES) / sizeof(CM_CASES[0]); which++) {
         const struct cm_case *cc = &CM_CASES[which];
         unsigned points = 0;
