@@ -91,6 +91,16 @@ struct tse_profile {
     /** Secure channel level (TSE_SL_* bits) card content management commands require:
      *  INSTALL, LOAD, DELETE, PUT KEY, SET STATUS, STORE DATA. Default 01 (C-MAC). */
     uint8_t management_level;
+    /** Delegated management: the token verification key (RSA public, KVN 70 KID 01 in GP
+     *  terms) and the receipt key (KVN 71), `[isd] token_key` / `receipt_key`. Empty: no
+     *  token is accepted / no receipt is produced. */
+    uint8_t token_n[512];
+    size_t token_n_len;
+    uint8_t token_e[8];
+    size_t token_e_len;
+    uint8_t receipt_key[32];
+    size_t receipt_key_len;
+    int receipt_aes; /**< 1: AES-CMAC receipts; 0: 3DES retail MAC */
     struct tse_keyset keysets[TSE_MAX_KEYSETS];
     size_t n_keysets;
     uint8_t cplc[42];

@@ -54,6 +54,7 @@ static const char DEFAULT_PROFILE[] =
     "[counters]\n"
     "scp02_sequence = 0 max 0xFFFF\n"
     "scp03_sequence = 0 max 0xFFFFFF\n"
+    "dm_confirmation = 0 max 0xFFFF\n"
     "\n"
     "[instance diag]\n"
     "package = F0747365444941\n"
@@ -389,6 +390,26 @@ static int key_isd(struct parser *ps, const char *k, const char *v)
                         "got '%s'",
                     v);
     }
+    if (!strcmp(k, "token_key"))
+        return hexval_fixed(ps, k, v, ps->p->token_n, sizeof(ps->p->token_n),
+                            &ps->p->token_n_len, 64, sizeof(ps->p->token_n));
+    if (!strcmp(k, "token_key_exponent"))
+        return hexval_fixed(ps, k, v, ps->p->token_e, sizeof(ps->p->token_e),
+                            &ps->p->token_e_len, 1, sizeof(ps->p->token_e));
+    if (!strcmp(k, "receipt_key")) {
+        int rc = hexval_fixed(ps, k, v, ps->p->receipt_key, sizeof(ps->p->receipt_key),
+                              &ps->p->receipt_key_len, 16, 32);
+        if (!rc && ps->p->receipt_key_len != 16 && ps->p->receipt_key_len != 24 &&
+            ps->p->receipt_key_len != 32)
+            return fail(ps, "receipt_key: 16, 24 or 32 bytes, got %zu", ps->p->receipt_key_len);
+        return rc;
+    }
+    if (!strcmp(k, "receipt_key_type")) {
+        if (strcmp(v, "aes") && strcmp(v, "3des"))
+            return fail(ps, "receipt_key_type: expected aes or 3des, got '%s'", v);
+        ps->p->receipt_aes = !strcmp(v, "aes");
+        return 0;
+    }
     return fail(ps, "unknown key '%s' in [isd]", k);
 }
 
@@ -685,8 +706,11 @@ static int finish(struct parser *ps)
     }
     /* The secure channels need their sequence counters even when a profile names none. */
     static const struct tse_profile_counter seqs[] = {{"scp02_sequence", 0, 0xFFFF},
-                                                      {"scp03_sequence", 0, 0xFFFFFF}};
-    for (size_t k = 0; k < 2; k++) {
+                                                      {"scp03_sequence", 0, 0xFFFFFF},
+                                                      {"dm_confirmation", 0, 0xFFFF}};
+    if (!p->receipt_aes && p->receipt_key_len && p->receipt_key_len != 16)
+        return fail(ps, "receipt_key_type 3des needs a 16-byte (2-key) receipt_key");
+    for (size_t k = 0; k < 3; k++) {
         bool have = false;
         for (size_t i = 0; i < p->n_counters; i++)
             have |= strcmp(p->counters[i].name, seqs[k].name) == 0;
@@ -711,6 +735,11 @@ static void defaults(struct tse_profile *p)
     p->logical_channels = 20;
     p->rom_all = 1;
     p->management_level = 0x01;
+    p->receipt_aes = 1;
+    p->token_e[0] = 0x01;
+    p->token_e[1] = 0x00;
+    p->token_e[2] = 0x01;
+    p->token_e_len = 3;
     static const uint8_t atr[] = {0x3B, 0xF8, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45,
                                   't',  's',  'e',  '-',  'c',  'a',  'r',  'd',  0xBB};
     memcpy(p->atr, atr, sizeof(atr));

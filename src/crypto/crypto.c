@@ -5,7 +5,13 @@
 #include <mbedtls/aes.h>
 #include <mbedtls/cipher.h>
 #include <mbedtls/cmac.h>
+#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/des.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
 #include <mbedtls/platform_util.h>
 
 #include "crypto/crypto_internal.h"
@@ -249,4 +255,141 @@ bool tse_ct_equal(const uint8_t *a, const uint8_t *b, size_t len)
 void tse_wipe(void *p, size_t len)
 {
     mbedtls_platform_zeroize(p, len);
+}
+
+/* ---- RSA (delegated management tokens) --------------------------------------------------- */
+
+static int digest_for(size_t modulus_len, const uint8_t *msg, size_t mlen, uint8_t hash[32],
+                      mbedtls_md_type_t *md, unsigned *hlen)
+{
+    if (modulus_len <= 128) {
+        *md = MBEDTLS_MD_SHA1;
+        *hlen = 20;
+        return mbedtls_sha1_ret(msg, mlen, hash);
+    }
+    *md = MBEDTLS_MD_SHA256;
+    *hlen = 32;
+    return mbedtls_sha256_ret(msg, mlen, hash, 0);
+}
+
+int tse_rsa_verify(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen, const uint8_t *msg,
+                   size_t mlen, const uint8_t *sig, size_t slen)
+{
+    if (!n || !e || !sig || nlen < 64 || nlen > 512 || elen == 0 || elen > 8)
+        return TSE_ERR_INVALID_ARG;
+    mbedtls_rsa_context rsa;
+    mbedtls_rsa_init(&rsa, MBEDTLS_RSA_PKCS_V15, 0);
+    int rc = TSE_ERR_INVALID_ARG;
+    if (mbedtls_rsa_import_raw(&rsa, n, nlen, NULL, 0, NULL, 0, NULL, 0, e, elen) == 0 &&
+        mbedtls_rsa_complete(&rsa) == 0 && mbedtls_rsa_check_pubkey(&rsa) == 0) {
+        uint8_t hash[32];
+        mbedtls_md_type_t md;
+        unsigned hlen;
+        size_t klen = mbedtls_rsa_get_len(&rsa);
+        rc = TSE_ERR_DENIED;
+        if (slen == klen && digest_for(klen, msg, mlen, hash, &md, &hlen) == 0) {
+            int v;
+            if (klen <= 128) {
+                v = mbedtls_rsa_pkcs1_verify(&rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, md, hlen, hash,
+                                             sig);
+            } else {
+                mbedtls_rsa_set_padding(&rsa, MBEDTLS_RSA_PKCS_V21, md);
+                v = mbedtls_rsa_rsassa_pss_verify(&rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, md, hlen,
+                                                  hash, sig);
+            }
+            if (v == 0)
+                rc = 0;
+        }
+    }
+    mbedtls_rsa_free(&rsa);
+    return rc;
+}
+
+static int parse_key(mbedtls_pk_context *pk, const uint8_t *key, size_t klen)
+{
+    /* PEM needs its terminating NUL inside the length */
+    uint8_t *buf = malloc(klen + 1);
+    if (!buf)
+        return TSE_ERR_NO_MEMORY;
+    memcpy(buf, key, klen);
+    buf[klen] = 0;
+    size_t len = (klen && key[0] == '-') ? klen + 1 : klen;
+    int rc = mbedtls_pk_parse_key(pk, buf, len, NULL, 0);
+    if (rc != 0)
+        rc = mbedtls_pk_parse_public_key(pk, buf, len);
+    free(buf);
+    if (rc != 0 || mbedtls_pk_get_type(pk) != MBEDTLS_PK_RSA)
+        return TSE_ERR_INVALID_ARG;
+    return 0;
+}
+
+int tse_rsa_public(const uint8_t *key, size_t klen, uint8_t *n, size_t ncap, size_t *nlen,
+                   uint8_t *e, size_t ecap, size_t *elen)
+{
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    int rc = parse_key(&pk, key, klen);
+    if (!rc) {
+        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(pk);
+        size_t k = mbedtls_rsa_get_len(rsa);
+        mbedtls_mpi N, E;
+        mbedtls_mpi_init(&N);
+        mbedtls_mpi_init(&E);
+        size_t el = 0;
+        if (mbedtls_rsa_export(rsa, &N, NULL, NULL, NULL, &E) != 0)
+            rc = TSE_ERR_INVALID_ARG;
+        else if (k > ncap || (el = mbedtls_mpi_size(&E)) > ecap)
+            rc = TSE_ERR_BUFFER_TOO_SMALL;
+        else if (mbedtls_mpi_write_binary(&N, n, k) || mbedtls_mpi_write_binary(&E, e, el))
+            rc = TSE_ERR_INVALID_ARG;
+        *nlen = k;
+        *elen = el;
+        mbedtls_mpi_free(&N);
+        mbedtls_mpi_free(&E);
+    }
+    mbedtls_pk_free(&pk);
+    return rc;
+}
+
+int tse_rsa_sign(const uint8_t *key, size_t klen, const uint8_t *msg, size_t mlen, uint8_t *sig,
+                 size_t cap, size_t *siglen)
+{
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_init(&drbg);
+    mbedtls_entropy_init(&ent);
+    int rc = parse_key(&pk, key, klen);
+    if (!rc) {
+        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(pk);
+        size_t k = mbedtls_rsa_get_len(rsa);
+        uint8_t hash[32];
+        mbedtls_md_type_t md;
+        unsigned hlen;
+        if (k > cap) {
+            rc = TSE_ERR_BUFFER_TOO_SMALL;
+        } else if (digest_for(k, msg, mlen, hash, &md, &hlen) != 0 ||
+                   mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
+                                         (const unsigned char *)"tse-dm", 6) != 0) {
+            rc = TSE_ERR_INVALID_ARG;
+        } else {
+            int v;
+            if (k <= 128) {
+                mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V15, MBEDTLS_MD_NONE);
+                v = mbedtls_rsa_pkcs1_sign(rsa, mbedtls_ctr_drbg_random, &drbg, MBEDTLS_RSA_PRIVATE,
+                                           md, hlen, hash, sig);
+            } else {
+                mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, md);
+                v = mbedtls_rsa_rsassa_pss_sign(rsa, mbedtls_ctr_drbg_random, &drbg,
+                                                MBEDTLS_RSA_PRIVATE, md, hlen, hash, sig);
+            }
+            rc = v ? TSE_ERR_INVALID_ARG : 0;
+            *siglen = k;
+        }
+    }
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    mbedtls_pk_free(&pk);
+    return rc;
 }

@@ -19,6 +19,7 @@
 
 #include "cos/card_internal.h"
 #include "cos/store_internal.h"
+#include "crypto/crypto_internal.h"
 #include "gp/gp_internal.h"
 #include "tse/cap.h"
 #include "tse/scp.h"
@@ -101,10 +102,11 @@ bool tse_gp_level_ok(const struct tse_ctx *ctx, const struct tse_scp_session *s)
     return s->authenticated && (s->level & need) == need;
 }
 
-/* Content changes: card state, the SD's management privilege and the secure channel level. */
-static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_session *s,
-                           size_t token_len)
+/* Content changes: card state, the SD's management privilege and the secure channel level.
+ * *dm tells the caller that the SD has Delegated Management: the command needs a token. */
+static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_session *s, bool *dm)
 {
+    *dm = false;
     if (!tse_gp_level_ok(ctx, s))
         return SW_SECURITY_STATUS_NOT_SATISFIED;
     uint8_t lc = tse_rt_card_life_cycle(ctx->card);
@@ -113,10 +115,30 @@ static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_sessi
     if (is_isd(ctx) || (ctx->inst->priv[1] & PRIV1_AM))
         return SW_NO_ERROR;
     if (ctx->inst->priv[0] & PRIV0_DM) {
-        (void)token_len; /* tokens cannot be verified yet: nothing a DM SD asks is authorised */
-        return SW_SECURITY_STATUS_NOT_SATISFIED;
+        *dm = true;
+        return SW_NO_ERROR;
     }
     return SW_CONDITIONS_NOT_SATISFIED; /* no content management privilege */
+}
+
+/* Delegated management token (GP 2.3.1 C.4): an RSA signature by the card issuer over
+ * P1 ‖ P2 ‖ Lc ‖ data, data being the command data without the token (and Lc its length),
+ * verified with the profile's token key (the ISD holds Token Verification). */
+static uint16_t verify_token(const struct tse_ctx *ctx, const struct tse_apdu *a,
+                             const uint8_t *data, size_t len, const uint8_t *token, size_t tlen)
+{
+    const struct tse_profile *p = &ctx->card->prof;
+    if (!tlen || !p->token_n_len || len > 255)
+        return SW_SECURITY_STATUS_NOT_SATISFIED; /* no token, or no key to check one */
+    uint8_t msg[3 + 255];
+    msg[0] = a->p1;
+    msg[1] = a->p2;
+    msg[2] = (uint8_t)len;
+    memcpy(msg + 3, data, len);
+    return tse_rsa_verify(p->token_n, p->token_n_len, p->token_e, p->token_e_len, msg, 3 + len,
+                          token, tlen) == 0
+               ? SW_NO_ERROR
+               : SW_SECURITY_STATUS_NOT_SATISFIED;
 }
 
 static int card_reset_holder(const struct tse_card *card, int except);
@@ -151,6 +173,8 @@ struct status_state {
 
 struct cm_state {
     uint8_t loading; /* INSTALL [for load] accepted, LOAD blocks expected */
+    uint8_t dm_load; /* that INSTALL [for load] was delegated: the last LOAD gives a receipt */
+    uint8_t dm_now;  /* the command being processed is delegated (token verified) */
     uint8_t next_block;
     struct tse_aid elf, sd;
     struct tse_cap_stream cap;
@@ -515,6 +539,7 @@ static bool lv(const uint8_t **p, size_t *left, const uint8_t **v, size_t *len)
 }
 
 struct field {
+    const uint8_t *at; /* its length byte(s) */
     const uint8_t *v;
     size_t len;
 };
@@ -524,9 +549,11 @@ static bool fields(const struct tse_apdu *a, struct field *f, size_t want)
 {
     const uint8_t *p = a->data;
     size_t left = a->lc;
-    for (size_t i = 0; i < want; i++)
+    for (size_t i = 0; i < want; i++) {
+        f[i].at = p;
         if (!lv(&p, &left, &f[i].v, &f[i].len))
             return false;
+    }
     return left == 0;
 }
 
@@ -549,6 +576,64 @@ static uint32_t quota(const uint8_t *ef, size_t len, uint32_t tag)
 static uint16_t confirm(struct tse_response *rsp)
 {
     return tse_response_append(rsp, NO_CONFIRMATION, 1) ? SW_UNKNOWN : SW_NO_ERROR;
+}
+
+static struct cm_state *cm_state(struct tse_ctx *ctx);
+
+/* The answer to a successful content change: `00` (no confirmation), or for a delegated one
+ * when the ISD has Receipt Generation and a receipt key, the confirmation structure
+ * L ‖ LV receipt ‖ LV confirmation counter ‖ LV card unique data (empty), the receipt being
+ * the MAC (AES-CMAC, or 3DES retail MAC with a zero ICV) over the confirmation data after it
+ * and the operation data: the LV-coded AIDs given (NULL = an empty LV). */
+static uint16_t done(struct tse_ctx *ctx, struct tse_response *rsp, const struct tse_aid *a1,
+                     const struct tse_aid *a2, const struct tse_aid *a3)
+{
+    struct cm_state *st = cm_state(ctx);
+    struct tse_card *card = ctx->card;
+    const struct tse_profile *p = &card->prof;
+    int isd = tse_rt_find(card, &p->isd_aid);
+    if (!st || !st->dm_now || !p->receipt_key_len || isd < 0 || !(card->inst[isd].priv[2] & 0x80))
+        return confirm(rsp);
+    uint64_t counter;
+    if (tse_ctx_counter_get(ctx, "dm_confirmation", &counter) != 0)
+        return SW_UNKNOWN;
+    counter++;
+    int rc = tse_ctx_counter_set(ctx, "dm_confirmation", counter);
+    if (rc)
+        return rc == TSE_ERR_INVALID_ARG ? SW_CONDITIONS_NOT_SATISFIED : tse_sw_from_err(rc);
+    uint8_t m[3 + 1 + 3 * (1 + TSE_AID_MAX)];
+    size_t n = 0;
+    m[n++] = 2; /* confirmation counter */
+    m[n++] = (uint8_t)(counter >> 8);
+    m[n++] = (uint8_t)counter;
+    m[n++] = 0; /* card unique data: empty (docs/gp.md) */
+    size_t conf_len = n;
+    const struct tse_aid *ops[3] = {a1, a2, a3};
+    int last = ops[2] ? 2 : ops[1] ? 1 : 0;
+    for (int i = 0; i <= last; i++) {
+        uint8_t l = ops[i] ? ops[i]->len : 0;
+        m[n++] = l;
+        if (l)
+            memcpy(m + n, ops[i]->b, l);
+        n += l;
+    }
+    uint8_t mac[16];
+    size_t mac_len = p->receipt_aes ? 16 : 8;
+    if (p->receipt_aes)
+        rc = tse_aes_cmac2(p->receipt_key, p->receipt_key_len, m, n, NULL, 0, mac);
+    else
+        rc = tse_mac_retail(p->receipt_key, NULL, m, n, mac);
+    if (rc)
+        return SW_UNKNOWN;
+    uint8_t out[2 + 16 + 4];
+    size_t o = 0;
+    out[o++] = (uint8_t)(1 + mac_len + conf_len);
+    out[o++] = (uint8_t)mac_len;
+    memcpy(out + o, mac, mac_len);
+    o += mac_len;
+    memcpy(out + o, m, conf_len);
+    o += conf_len;
+    return tse_response_append(rsp, out, o) ? SW_UNKNOWN : SW_NO_ERROR;
 }
 
 /* Security domain install parameters inside C9: 81 (SCP and i), 82/83/87 (extradition and
@@ -673,7 +758,7 @@ static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct fiel
     default:
         return tse_sw_from_err(rc);
     }
-    return confirm(rsp);
+    return done(ctx, rsp, &pkg, &aid, NULL);
 }
 
 static uint16_t make_selectable(struct tse_ctx *ctx, const struct field *f,
@@ -691,7 +776,7 @@ static uint16_t make_selectable(struct tse_ctx *ctx, const struct field *f,
     if (card->inst[idx].state != APP_STATE_INSTALLED)
         return SW_CONDITIONS_NOT_SATISFIED;
     int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
-    return rc ? tse_sw_from_err(rc) : confirm(rsp);
+    return rc ? tse_sw_from_err(rc) : done(ctx, rsp, NULL, &aid, NULL);
 }
 
 /* INSTALL [for extradition]: associate an application, SD or loaded load file with another
@@ -719,7 +804,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
         if (!authority(ctx, &elf.sd, 0))
             return SW_CONDITIONS_NOT_SATISFIED;
         int rc = tse_rt_elf_set_sd(card, &obj, &dest);
-        return rc ? tse_sw_from_err(rc) : confirm(rsp);
+        return rc ? tse_sw_from_err(rc) : done(ctx, rsp, &elf.sd, &obj, &dest);
     }
     struct tse_instance *in = &card->inst[o];
     if (tse_aid_equal(&obj, &card->prof.isd_aid) || tse_aid_equal(&obj, &dest))
@@ -728,14 +813,14 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
         return SW_CONDITIONS_NOT_SATISFIED;
     if (is_sd(in) && under(card, &dest, &obj))
         return SW_CONDITIONS_NOT_SATISFIED; /* a domain cannot move below itself */
-    struct tse_aid old = in->sd;
+    struct tse_aid old = in->sd, old_sd = *assoc_of(card, in);
     in->sd = dest;
     int rc = tse_rt_save(card, o);
     if (rc) {
         in->sd = old;
         return tse_sw_from_err(rc);
     }
-    return confirm(rsp);
+    return done(ctx, rsp, &old_sd, &obj, &dest);
 }
 
 /* INSTALL [for registry update]: new privileges and/or a new associated SD. */
@@ -780,7 +865,7 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
         *in = saved;
         return tse_sw_from_err(rc);
     }
-    return confirm(rsp);
+    return done(ctx, rsp, assoc_of(card, &saved), &aid, assoc_of(card, in));
 }
 
 /* INSTALL [for load]: the LOAD blocks that follow bring the CAP file of a native package. */
@@ -848,9 +933,8 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 {
     uint8_t what = a->p1 & 0x7F;
     struct field f[6];
-    bool ok = what == 0x02 ? fields(a, f, 5) : fields(a, f, 6);
-    size_t token = ok ? (what == 0x02 ? f[4].len : f[5].len) : 0;
-    uint16_t sw = may_manage(ctx, s, token);
+    bool ok = what == 0x02 ? fields(a, f, 5) : fields(a, f, 6), dm;
+    uint16_t sw = may_manage(ctx, s, &dm);
     if (sw != SW_NO_ERROR)
         return sw;
     if (what != 0x02 && what != 0x04 && what != 0x08 && what != 0x0C && what != 0x10 &&
@@ -858,23 +942,42 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
         return SW_INCORRECT_P1P2;
     if (!ok)
         return SW_WRONG_DATA;
+    if (dm && what != 0x20) { /* personalization needs no token */
+        const struct field *t = &f[what == 0x02 ? 4 : 5];
+        sw = verify_token(ctx, a, a->data, (size_t)(t->at - a->data), t->v, t->len);
+        if (sw != SW_NO_ERROR)
+            return sw;
+        if (what == 0x02 && f[2].len == 0)
+            return SW_WRONG_DATA; /* a load token signs the load file data block hash */
+    }
     struct cm_state *st = cm_state(ctx);
-    if (st) /* a new INSTALL ends any LOAD or personalization in progress */
-        st->loading = st->perso = 0;
+    if (!st)
+        return SW_FILE_FULL;
+    st->loading = st->perso = 0; /* a new INSTALL ends any LOAD or personalization */
+    st->dm_now = dm;
     switch (what) {
     case 0x02:
-        return for_load(ctx, f, rsp);
+        sw = for_load(ctx, f, rsp);
+        st->dm_load = dm && sw == SW_NO_ERROR;
+        break;
     case 0x08:
-        return make_selectable(ctx, f, rsp);
+        sw = make_selectable(ctx, f, rsp);
+        break;
     case 0x10:
-        return extradite(ctx, f, rsp);
+        sw = extradite(ctx, f, rsp);
+        break;
     case 0x20:
-        return for_personalization(ctx, f, rsp);
+        sw = for_personalization(ctx, f, rsp);
+        break;
     case 0x40:
-        return registry_update(ctx, f, rsp);
+        sw = registry_update(ctx, f, rsp);
+        break;
     default:
-        return install_app(ctx, what, f, rsp);
+        sw = install_app(ctx, what, f, rsp);
+        break;
     }
+    st->dm_now = 0;
+    return sw;
 }
 
 /* ---- LOAD ------------------------------------------------------------------------------------ */
@@ -882,7 +985,8 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const struct tse_apdu *a,
                      struct tse_response *rsp)
 {
-    uint16_t sw = may_manage(ctx, s, 0);
+    bool dm;
+    uint16_t sw = may_manage(ctx, s, &dm);
     if (sw != SW_NO_ERROR)
         return sw;
     struct cm_state *st = cm_state(ctx);
@@ -927,7 +1031,12 @@ uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const
     int rc = tse_rt_elf_add(ctx->card, &e);
     if (rc == TSE_ERR_EXISTS)
         return SW_CONDITIONS_NOT_SATISFIED;
-    return rc ? tse_sw_from_err(rc) : confirm(rsp);
+    if (rc)
+        return tse_sw_from_err(rc);
+    st->dm_now = st->dm_load;
+    sw = done(ctx, rsp, &e.aid, &e.sd, NULL);
+    st->dm_now = st->dm_load = 0;
+    return sw;
 }
 
 /* ---- DELETE --------------------------------------------------------------------------------- */
@@ -973,20 +1082,34 @@ static bool has_related(struct tse_card *card, const struct tse_aid *aid)
 uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
                        const struct tse_apdu *a, struct tse_response *rsp)
 {
-    const uint8_t *p = a->data;
-    size_t left = a->lc, token = 0;
+    const uint8_t *p = a->data, *token = NULL;
+    size_t left = a->lc, tlen = 0, slen = 0;
+    uint8_t signed_data[255]; /* the data without the 9E token object */
     struct tse_tlv t;
-    int r;
-    while ((r = tse_tlv_next(&p, &left, &t)) == 1)
-        if (t.tag == 0x9E)
-            token = t.len;
-    uint16_t sw = may_manage(ctx, s, token);
+    /* the token (9E) and the signed data: every other object, in order */
+    int r = 0;
+    while (left) {
+        const uint8_t *start = p;
+        if ((r = tse_tlv_next(&p, &left, &t)) != 1)
+            break;
+        if (t.tag == 0x9E) {
+            token = t.value;
+            tlen = t.len;
+        } else if (slen + (size_t)(p - start) <= sizeof(signed_data)) {
+            memcpy(signed_data + slen, start, (size_t)(p - start));
+            slen += (size_t)(p - start);
+        }
+    }
+    bool dm;
+    uint16_t sw = may_manage(ctx, s, &dm);
     if (sw != SW_NO_ERROR)
         return sw;
     if (a->p1 != 0x00 || (a->p2 & 0x7F))
         return SW_INCORRECT_P1P2;
     if (r < 0)
         return SW_WRONG_DATA;
+    if (dm && (sw = verify_token(ctx, a, signed_data, slen, token, tlen)) != SW_NO_ERROR)
+        return sw;
     bool related = (a->p2 & 0x80) != 0;
     struct tse_card *card = ctx->card;
     static const size_t cap = SYS_MAX_INSTANCES + SYS_MAX_ELFS;
@@ -1033,10 +1156,19 @@ uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
     for (size_t i = 0; i < n; i++)
         if (tse_aid_equal(&victims[i], &ctx->inst->aid))
             return SW_CONDITIONS_NOT_SATISFIED; /* would delete the SD doing the deleting */
+    struct tse_aid first = victims[0]; /* the first AID named: the receipt's operation data */
     int rc = tse_rt_delete(card, victims, n);
     if (rc == TSE_ERR_STATE)
         return SW_CONDITIONS_NOT_SATISFIED; /* selected somewhere right now */
-    return rc ? tse_sw_from_err(rc) : confirm(rsp);
+    if (rc)
+        return tse_sw_from_err(rc);
+    struct cm_state *st = cm_state(ctx);
+    if (st)
+        st->dm_now = dm;
+    sw = done(ctx, rsp, &first, NULL, NULL);
+    if (st)
+        st->dm_now = 0;
+    return sw;
 }
 
 /* ---- STORE DATA ----------------------------------------------------------------------------- */

@@ -308,6 +308,14 @@ static uint16_t get_data(struct tse_ctx *ctx, const struct tse_apdu *a, struct t
         return key_info(ctx, rsp) ? SW_UNKNOWN : SW_NO_ERROR;
     case 0x0067:
         return card_capabilities(rsp) ? SW_UNKNOWN : SW_NO_ERROR;
+    case 0x00C2: { /* confirmation counter of delegated management receipts */
+        uint64_t v = 0;
+        if (tse_ctx_counter_get(ctx, "dm_confirmation", &v) != 0)
+            return SW_REFERENCED_DATA_NOT_FOUND;
+        uint8_t c[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+        tse_tlv_put(&w, tag, c, 2);
+        break;
+    }
     case 0x0042:
         tse_tlv_put(&w, tag, id + 43, id[42]);
         break;

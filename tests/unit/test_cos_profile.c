@@ -41,8 +41,9 @@ static void test_default(void **state)
     assert_int_equal(tse_atr_check(P.atr, P.atr_len, &prot), 0);
     assert_true(prot & 2u); /* announces T=1 */
     assert_int_equal(P.logical_channels, 20);
-    assert_int_equal(P.n_counters, 2);
+    assert_int_equal(P.n_counters, 3);
     assert_int_equal(P.counters[1].max, 0xFFFFFF);
+    assert_string_equal(P.counters[2].name, "dm_confirmation");
     assert_int_equal(P.n_instances, 1);
     assert_false(P.deterministic);
 }
