@@ -249,6 +249,7 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
                               .mod = md};
     memcpy(in.priv, o->priv, 3);
     in.sd = o->sd;
+    memcpy(in.cl, o->cl, sizeof(in.cl));
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
     if (reserve(card) != 0)
@@ -373,6 +374,23 @@ int tse_rt_save(struct tse_card *card, int idx)
     rec_encode(in, rec);
     /* a record from an older image keeps its length: fields past it are not kept there */
     return tse_store_write(card->store, 0, in->rec_id, 0, rec, len < sizeof(rec) ? len : sizeof(rec));
+}
+
+int tse_rt_set_cl(struct tse_card *card, int idx, const uint8_t cl[16])
+{
+    struct tse_instance *in = &card->inst[idx];
+    size_t len;
+    if (tse_store_get(card->store, 0, in->rec_id, NULL, &len) != 0)
+        return TSE_ERR_CORRUPT;
+    if (len < INST_REC_LEN)
+        return TSE_ERR_STATE; /* nowhere to keep the data in an old record */
+    uint8_t old[sizeof(in->cl)];
+    memcpy(old, in->cl, sizeof(old));
+    memcpy(in->cl, cl, sizeof(in->cl));
+    int rc = tse_rt_save(card, idx);
+    if (rc)
+        memcpy(in->cl, old, sizeof(old));
+    return rc;
 }
 
 /* ---- context: identity --------------------------------------------------------------------- */
