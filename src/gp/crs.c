@@ -497,16 +497,15 @@ static bool carries_listed(const struct query *q, const struct tse_instance *in)
 
 /* One application: 61 { 4F, 9F70 (life cycle, contactless state), [C5], 81 rank, [8C], [A6] }.
  * Without a tag list: everything but C5; with one: 4F, 9F70 and what it names. */
-static int status_entry(const struct tse_card *card, const struct query *q,
-                        const struct tse_instance *in, size_t rank, uint8_t *out, size_t cap)
+static int status_entry(const struct query *q, const struct tse_instance *in, size_t rank,
+                        uint8_t *out, size_t cap)
 {
     bool all = !q->has_tags;
     struct tse_tlv_writer w;
     tse_tlv_writer_init(&w, out, cap);
     tse_tlv_begin(&w, 0x61);
     tse_tlv_put(&w, 0x4F, in->aid.b, in->aid.len);
-    const uint8_t lc[2] = {is_isd(card, in) ? tse_rt_card_life_cycle(card) : in->state,
-                           cl_state(in->cl)};
+    const uint8_t lc[2] = {in->state, cl_state(in->cl)};
     tse_tlv_put(&w, 0x9F70, lc, sizeof(lc));
     if (wants(q, 0xC5))
         tse_tlv_put(&w, 0xC5, in->priv, 3);
@@ -591,8 +590,13 @@ static uint16_t crs_get_status(struct tse_ctx *ctx, const struct tse_apdu *a,
         return SW_FILE_FULL;
     struct query *q = (struct query *)(void *)m;
     struct tse_card *card = ctx->card;
+    /* applications and security domains in contactless priority order; the ISD is not one
+     * of them (its state is the card's) */
     int order[SYS_MAX_INSTANCES];
-    size_t n = tse_crs_order(card, order);
+    size_t all = tse_crs_order(card, order), n = 0;
+    for (size_t k = 0; k < all; k++)
+        if (!is_isd(card, &card->inst[order[k]]))
+            order[n++] = order[k];
     if (a->p2 & 0x01) { /* next occurrence */
         if (!q->active)
             return SW_CONDITIONS_NOT_SATISFIED;
@@ -621,7 +625,7 @@ static uint16_t crs_get_status(struct tse_ctx *ctx, const struct tse_apdu *a,
         const struct tse_instance *in = &card->inst[order[k]];
         if (!matches(q, in))
             continue;
-        int e = status_entry(card, q, in, k, rsp->data + rsp->len + used, cap - used);
+        int e = status_entry(q, in, k, rsp->data + rsp->len + used, cap - used);
         if (e < 0) { /* this page is full: the host asks again with P2 | 01 */
             q->active = 1;
             q->next = (uint16_t)k;
