@@ -42,9 +42,7 @@ struct tse_instance {
     uint32_t ctx_id; /* owner id of its objects in the store */
     uint16_t rec_id; /* store id of its record */
     uint8_t state;
-    /* default_on: bit 0 default on contact; bit 1 may be implicitly selected on contactless
-     * (which one is, the contactless registry decides: src/gp/crs.c) */
-    uint8_t default_on;
+    uint8_t default_on; /* bit 0: contact default; bit 1: implicitly selectable (gp/crs.c) */
     uint8_t priv[3];    /* GlobalPlatform privileges given at installation */
     uint32_t pquota, tquota;
     struct tse_aid sd;  /* associated security domain; empty for the issuer security domain */
