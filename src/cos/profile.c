@@ -227,7 +227,7 @@ static int hexval_fixed(struct parser *ps, const char *key, const char *v, uint8
 
 static int aid_value(struct parser *ps, const char *key, const char *v, struct tse_aid *aid)
 {
-    size_t n;
+    size_t n = 0;
     uint8_t b[TSE_AID_MAX];
     int rc = hexval_fixed(ps, key, v, b, sizeof(b), &n, TSE_AID_MIN, TSE_AID_MAX);
     if (rc == 0)
