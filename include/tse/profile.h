@@ -46,15 +46,32 @@ struct tse_keyset {
     uint8_t enc[32], mac[32], dek[32];
 };
 
+/** Contactless activation of an instance at card creation (profile key `contactless`). */
+enum tse_cl_config {
+    TSE_CL_ACTIVATED = 0,   /**< reachable on the contactless interface (the default) */
+    TSE_CL_DEACTIVATED = 1, /**< not reachable until the contactless registry activates it */
+    TSE_CL_OFF = 2,         /**< never on the contactless interface (NON_ACTIVATABLE) */
+};
+
+/** Longest PPSE label a registry entry keeps (the record has 16 bytes of contactless data). */
+#define TSE_CL_LABEL_MAX 12
+
 /** A native applet instance created with the card (a "ROM" application). */
 struct tse_profile_instance {
     char name[32];
     struct tse_aid package, module, instance;
     uint8_t params[128];
     size_t params_len;
-    uint8_t default_on;        /**< bit 0: default on contact, bit 1: default on contactless */
+    uint8_t default_on;        /**< bit 0: default on contact; bit 1: may be implicitly selected on
+                                    contactless (the contactless registry picks the first) */
     uint32_t persistent_quota; /**< 0 = limited only by the card */
     uint32_t transient_quota;
+    /* Contactless registry (docs/contactless-registry.md) */
+    uint8_t contactless;                          /**< enum tse_cl_config */
+    char contactless_label[TSE_CL_LABEL_MAX + 1]; /**< PPSE label (tag 50); "" = none */
+    uint8_t contactless_priority;        /**< PPSE priority indicator (tag 87) 1..15; 0 = none */
+    struct tse_aid contactless_ppse_aid; /**< AID the PPSE shows (a prefix of the instance AID);
+                                              empty = the instance AID */
 };
 
 /** A named card counter (e.g. the SCP02/SCP03 sequence counters). */
@@ -86,6 +103,7 @@ struct tse_profile {
     uint8_t sak;
     uint8_t ats[TSE_ATS_MAX]; /**< including TL */
     size_t ats_len;
+    int cl_registry; /**< 1: the card has the contactless registry service and the PPSE */
 
     struct tse_aid isd_aid;
     /** Secure channel level (TSE_SL_* bits) card content management commands require:

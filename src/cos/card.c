@@ -60,6 +60,9 @@ static void iface_reset(struct tse_card *c, int iface)
         chan_reset(&f->ch[i]);
     tse_rt_ram_free(c, iface);
     f->powered = false;
+    /* a card with neither interface powered has lost its RAM: the volatile priority too */
+    if (!c->ifs[TSE_IF_CONTACT].powered && !c->ifs[TSE_IF_CONTACTLESS].powered)
+        c->cl_volatile = 0;
 }
 
 void tse_card_free(struct tse_card *card)
@@ -162,13 +165,21 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         uint16_t sw;
         tse_aid_set(&pkg, (const uint8_t *)TSE_GP_PACKAGE_AID, 7);
         tse_aid_set(&mod, (const uint8_t *)TSE_GP_SD_MODULE_AID, 8);
+        /* On contactless the contactless registry picks the default (src/gp/crs.c) and the
+         * ISD is only its fallback. */
         /* SD, card lock, terminate, reset, CVM; trusted path … final application; receipts */
-        struct tse_rt_install_opts o = {.default_on = (uint8_t)(3u & ~claimed),
+        struct tse_rt_install_opts o = {.default_on = (uint8_t)(1u & ~claimed),
                                         .priv = {0x9E, 0xFE, 0x80}};
         rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof.isd_aid, params, plen, &o, &sw)
                   : TSE_ERR_INVALID_ARG;
         if (rc && err && errlen)
             snprintf(err, errlen, "%s: cannot install the issuer security domain: %s",
+                     name ? name : "profile", tse_strerror(rc));
+    }
+    if (!rc && c->prof.cl_registry) {
+        rc = tse_crs_install_builtin(c);
+        if (rc && err && errlen)
+            snprintf(err, errlen, "%s: cannot install the contactless registry service: %s",
                      name ? name : "profile", tse_strerror(rc));
     }
     for (size_t i = 0; !rc && i < c->prof.n_instances; i++) {
@@ -178,6 +189,7 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
                                         .tquota = pi->transient_quota,
                                         .default_on = pi->default_on,
                                         .sd = c->prof.isd_aid};
+        tse_crs_profile_cl(pi, o.cl);
         rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params, pi->params_len,
                             &o, &sw);
         if (rc && err && errlen) {
@@ -422,12 +434,13 @@ static uint16_t select_on(struct tse_card *c, int iface, uint8_t chn, int idx)
     return SW_NO_ERROR;
 }
 
-/* Selectable now: by its own state and by the card's. In CARD_LOCKED only the issuer security
- * domain and holders of the Final Application privilege can be selected, in TERMINATED only
- * the ISD (GlobalPlatform card life cycle). */
-static bool can_select(const struct tse_card *c, size_t i)
+/* Selectable now: by its own state, the card's and the contactless registry's (activation on
+ * the contactless interface, interface access on contact). In CARD_LOCKED only the issuer
+ * security domain and holders of the Final Application privilege can be selected, in
+ * TERMINATED only the ISD (GlobalPlatform card life cycle). */
+bool tse_card_can_select(const struct tse_card *c, size_t i, int iface)
 {
-    if (!tse_rt_selectable(&c->inst[i]))
+    if (!tse_rt_selectable(&c->inst[i]) || !tse_crs_reachable(&c->inst[i], iface))
         return false;
     uint8_t lc = tse_rt_card_life_cycle(c);
     if (lc == TSE_LC_CARD_LOCKED && (c->inst[i].priv[1] & 0x02u))
@@ -437,21 +450,30 @@ static bool can_select(const struct tse_card *c, size_t i)
     return true;
 }
 
+/* The application selected at power on and by SELECT with an empty AID. On contact: the one
+ * marked default (the ISD unless a profile instance claims it). On contactless: the one the
+ * contactless registry implicitly selects, else the ISD. */
 static int default_app(const struct tse_card *c, int iface)
 {
     uint8_t lc = tse_rt_card_life_cycle(c);
     bool restricted = lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED;
+    if (!restricted && iface == TSE_IF_CONTACTLESS) {
+        int d = tse_crs_default(c);
+        if (d >= 0)
+            return d;
+    }
     /* an application given the Card Reset privilege by the card manager is the contact
      * interface's default application, ahead of the profile's choice */
     for (size_t i = 0; iface == TSE_IF_CONTACT && !restricted && i < c->n_inst; i++)
         if ((c->inst[i].priv[0] & 0x04u) && !tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid) &&
-            can_select(c, i))
+            tse_card_can_select(c, i, iface))
             return (int)i;
-    for (size_t i = 0; i < c->n_inst; i++)
-        if (((c->inst[i].default_on & (1u << iface)) ||
-             (restricted && tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid))) &&
-            can_select(c, i))
+    for (size_t i = 0; i < c->n_inst; i++) {
+        bool isd = tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid);
+        bool mine = iface == TSE_IF_CONTACT ? (c->inst[i].default_on & 1u) != 0 : isd;
+        if ((mine || (restricted && isd)) && tse_card_can_select(c, i, iface))
             return (int)i;
+    }
     return -1;
 }
 
@@ -636,15 +658,28 @@ static int select_df_name(struct tse_card *c, int iface, uint8_t chn, const stru
     if (a->lc == 0) {
         idx = default_app(c, iface);
     } else if (a->lc <= TSE_AID_MAX) {
-        size_t start = 0;
+        /* names match in registry order: installation order on contact, the contactless
+         * registry's priority order on contactless */
+        int order[SYS_MAX_INSTANCES];
+        size_t n = c->n_inst, start = 0;
+        if (iface == TSE_IF_CONTACTLESS)
+            tse_crs_order(c, order);
+        else
+            for (size_t k = 0; k < n; k++)
+                order[k] = (int)k;
         if (occ == 0x02 && ch->sel >= 0 &&
             tse_aid_has_prefix(&c->inst[ch->sel].aid, a->data, a->lc))
-            start = (size_t)ch->sel + 1;
-        for (size_t i = start; i < c->n_inst; i++)
-            if (can_select(c, i) && tse_aid_has_prefix(&c->inst[i].aid, a->data, a->lc)) {
+            for (size_t k = 0; k < n; k++)
+                if (order[k] == ch->sel)
+                    start = k + 1;
+        for (size_t k = start; k < n; k++) {
+            size_t i = (size_t)order[k];
+            if (tse_card_can_select(c, i, iface) &&
+                tse_aid_has_prefix(&c->inst[i].aid, a->data, a->lc)) {
                 idx = (int)i;
                 break;
             }
+        }
     }
     if (idx < 0) {
         /* Java Card: an unknown DF name goes to the selected applet, which may own it. */

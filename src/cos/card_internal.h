@@ -46,7 +46,7 @@ struct tse_instance {
     uint32_t ctx_id; /* owner id of its objects in the store */
     uint16_t rec_id; /* store id of its record */
     uint8_t state;
-    uint8_t default_on; /* bit 0 contact, bit 1 contactless */
+    uint8_t default_on; /* bit 0: contact default; bit 1: implicitly selectable (gp/crs.c) */
     uint8_t priv[3];    /* GlobalPlatform privileges given at installation */
     uint32_t pquota, tquota;
     struct tse_aid sd; /* associated security domain; empty for the issuer security domain */
@@ -106,6 +106,9 @@ struct tse_card {
     struct tse_ctx *txn_owner; /* context that opened the store transaction */
     /* the secure channel session of the SD forwarding STORE DATA to personalize() */
     struct tse_scp_session *perso_session;
+    /* the application holding the CRS volatile priority (its ctx_id), 0 = none: RAM only,
+     * gone when the card loses power (both interfaces off, or a power cut) */
+    uint32_t cl_volatile;
     /* RNG */
     mbedtls_ctr_drbg_context drbg;
     bool drbg_ready;
@@ -128,6 +131,7 @@ struct tse_rt_install_opts {
     uint8_t state; /* 0 = SELECTABLE; APP_STATE_INSTALLED for INSTALL [for install] only */
     uint8_t priv[3];
     struct tse_aid sd; /* associated security domain (empty: none, only for the ISD) */
+    uint8_t cl[16]; /* contactless registry data (src/gp/crs.c); zero: activated, no PPSE entry */
 };
 int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struct tse_aid *mod,
                    const struct tse_aid *aid, const uint8_t *params, size_t plen,
@@ -168,6 +172,11 @@ int tse_rt_delete(struct tse_card *card, const struct tse_aid *aids, size_t n);
 /* Write instance idx's whole record (after changing its fields in card->inst) as one store
  * write: atomic across power cuts. */
 int tse_rt_save(struct tse_card *card, int idx);
+/* Replace instance idx's contactless registry data and save its record (one store write; part
+ * of the store transaction when one is open). On failure the instance keeps its old data.
+ * @retval TSE_ERR_STATE the record predates contactless data (an 80-byte record of an old image)
+ * other values as tse_store_write() */
+int tse_rt_set_cl(struct tse_card *card, int idx, const uint8_t cl[16]);
 void tse_rt_ctx(struct tse_card *card, int idx, int iface, uint8_t channel, struct tse_ctx *ctx);
 /* Interface RAM */
 void tse_rt_ram_clear(struct tse_card *card, int iface, uint32_t ctx_id, uint8_t kinds);
@@ -178,6 +187,10 @@ void tse_rt_end_callback(struct tse_card *card, struct tse_ctx *ctx);
 /* Card life cycle state (GlobalPlatform coding), kept in the runtime's meta object. */
 uint8_t tse_rt_card_life_cycle(const struct tse_card *card);
 int tse_rt_set_card_life_cycle(struct tse_card *card, uint8_t lc);
+
+/* card.c: instance i can be selected on the interface now (its life cycle, the card's, and
+ * the contactless registry: activation on the contactless interface, access on contact). */
+bool tse_card_can_select(const struct tse_card *c, size_t i, int iface);
 
 /* rng.c */
 int tse_rng_init(struct tse_card *card);

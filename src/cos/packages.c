@@ -4,9 +4,11 @@
 
 extern const struct tse_package_def tse_diag_package;
 extern const struct tse_package_def tse_gp_package;
+extern const struct tse_package_def tse_crs_package;
 
 const struct tse_package_def *const tse_native_packages[] = {
     &tse_gp_package,
+    &tse_crs_package,
     &tse_diag_package,
     NULL,
 };

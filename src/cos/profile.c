@@ -34,6 +34,7 @@ static const char DEFAULT_PROFILE[] =
     "atqa = 0004\n"
     "sak = 20\n"
     "ats = 0578807002\n"
+    "registry = on\n"
     "\n"
     "[isd]\n"
     "aid = A000000151000000\n"
@@ -228,7 +229,7 @@ static int hexval_fixed(struct parser *ps, const char *key, const char *v, uint8
 
 static int aid_value(struct parser *ps, const char *key, const char *v, struct tse_aid *aid)
 {
-    size_t n;
+    size_t n = 0;
     uint8_t b[TSE_AID_MAX];
     int rc = hexval_fixed(ps, key, v, b, sizeof(b), &n, TSE_AID_MIN, TSE_AID_MAX);
     if (rc == 0)
@@ -445,6 +446,8 @@ static int key_cl(struct parser *ps, const char *k, const char *v)
             return fail(ps, "ats: TL must equal the ATS length and T0 must match TA/TB/TC");
         return rc;
     }
+    if (!strcmp(k, "registry"))
+        return bool_value(ps, k, v, &p->cl_registry);
     return fail(ps, "unknown key '%s' in [contactless]", k);
 }
 
@@ -594,6 +597,43 @@ static int key_instance(struct parser *ps, const char *k, const char *v)
         }
         return 0;
     }
+    if (!strcmp(k, "contactless")) {
+        if (!strcmp(v, "activated"))
+            in->contactless = TSE_CL_ACTIVATED;
+        else if (!strcmp(v, "deactivated"))
+            in->contactless = TSE_CL_DEACTIVATED;
+        else if (!strcmp(v, "off"))
+            in->contactless = TSE_CL_OFF;
+        else
+            return fail(ps, "contactless: expected activated, deactivated or off, got '%s'", v);
+        return 0;
+    }
+    if (!strcmp(k, "contactless_label")) {
+        size_t l = strlen(v);
+        if (l > TSE_CL_LABEL_MAX)
+            return fail(ps, "contactless_label: at most %d characters, got %zu", TSE_CL_LABEL_MAX,
+                        l);
+        for (size_t i = 0; i < l; i++)
+            if (v[i] < 0x20 || v[i] > 0x7E)
+                return fail(ps, "contactless_label: printable ASCII only");
+        strcpy(in->contactless_label, v);
+        return 0;
+    }
+    if (!strcmp(k, "contactless_priority")) {
+        if ((rc = num_value(ps, k, v, 1, 15, &n)))
+            return rc;
+        in->contactless_priority = (uint8_t)n;
+        return 0;
+    }
+    if (!strcmp(k, "contactless_default")) {
+        int on;
+        if ((rc = bool_value(ps, k, v, &on)))
+            return rc;
+        in->default_on = (uint8_t)(on ? in->default_on | 2u : in->default_on & ~2u);
+        return 0;
+    }
+    if (!strcmp(k, "contactless_ppse_aid"))
+        return aid_value(ps, k, v, &in->contactless_ppse_aid);
     if (!strcmp(k, "persistent_quota")) {
         if ((rc = num_value(ps, k, v, 0, UINT32_MAX, &n)))
             return rc;
@@ -683,12 +723,17 @@ static int finish(struct parser *ps)
             if (tse_aid_equal(&p->instances[j].instance, &in->instance))
                 return fail(ps, "[instance %s] has the same AID as [instance %s]", in->name,
                             p->instances[j].name);
+        /* several may be implicitly selectable on contactless: the registry order decides */
         for (size_t j = 0; j < i; j++)
-            if (p->instances[j].default_on & in->default_on)
+            if (p->instances[j].default_on & in->default_on & 1u)
                 return fail(ps,
-                            "[instance %s] and [instance %s] are both default on the same "
+                            "[instance %s] and [instance %s] are both default on the contact "
                             "interface",
                             p->instances[j].name, in->name);
+        const struct tse_aid *pa = &in->contactless_ppse_aid;
+        if (pa->len && !tse_aid_has_prefix(&in->instance, pa->b, pa->len))
+            return fail(ps, "[instance %s]: contactless_ppse_aid must be a prefix of its aid",
+                        in->name);
     }
     if (p->deterministic && !p->seed_len)
         return fail(ps, "[deterministic] needs a seed");
@@ -752,6 +797,7 @@ static void defaults(struct tse_profile *p)
     static const uint8_t ats[] = {0x05, 0x78, 0x80, 0x70, 0x02};
     memcpy(p->ats, ats, sizeof(ats));
     p->ats_len = sizeof(ats);
+    p->cl_registry = 1;
     static const uint8_t isd[] = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00};
     tse_aid_set(&p->isd_aid, isd, sizeof(isd));
 }

@@ -249,6 +249,7 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
                               .mod = md};
     memcpy(in.priv, o->priv, 3);
     in.sd = o->sd;
+    memcpy(in.cl, o->cl, sizeof(in.cl));
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
     if (reserve(card) != 0)
@@ -296,9 +297,13 @@ static bool rom_package(const struct tse_card *card, const struct tse_package_de
 {
     struct tse_aid a;
     tse_aid_set(&a, pd->aid, pd->aid_len);
-    if (tse_aid_equal(&a,
-                      &(struct tse_aid){.len = 7, .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50}}))
-        return true; /* the security domains' own package is always there */
+    /* the card's own packages are always there: security domains, contactless registry */
+    static const struct tse_aid sd_pkg = {.len = 7,
+                                          .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x53, 0x50}};
+    static const struct tse_aid cl_pkg = {.len = 8,
+                                          .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x43, 0x52, 0x53}};
+    if (tse_aid_equal(&a, &sd_pkg) || tse_aid_equal(&a, &cl_pkg))
+        return true;
     if (card->prof.rom_all)
         return true;
     for (size_t i = 0; i < card->prof.n_rom; i++)
@@ -546,6 +551,23 @@ int tse_rt_save(struct tse_card *card, int idx)
     /* a record from an older image keeps its length: fields past it are not kept there */
     return tse_store_write(card->store, 0, in->rec_id, 0, rec,
                            len < sizeof(rec) ? len : sizeof(rec));
+}
+
+int tse_rt_set_cl(struct tse_card *card, int idx, const uint8_t cl[16])
+{
+    struct tse_instance *in = &card->inst[idx];
+    size_t len;
+    if (tse_store_get(card->store, 0, in->rec_id, NULL, &len) != 0)
+        return TSE_ERR_CORRUPT;
+    if (len < INST_REC_LEN)
+        return TSE_ERR_STATE; /* nowhere to keep the data in an old record */
+    uint8_t old[sizeof(in->cl)];
+    memcpy(old, in->cl, sizeof(old));
+    memcpy(in->cl, cl, sizeof(in->cl));
+    int rc = tse_rt_save(card, idx);
+    if (rc)
+        memcpy(in->cl, old, sizeof(old));
+    return rc;
 }
 
 /* ---- context: identity --------------------------------------------------------------------- */

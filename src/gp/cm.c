@@ -718,11 +718,17 @@ static uint16_t install_app(struct tse_ctx *ctx, uint8_t what, const struct fiel
         return SW_WRONG_DATA;
     struct tse_rt_install_opts o = {.state = what == 0x04 ? APP_STATE_INSTALLED : 0,
                                     .sd = ctx->inst->aid};
-    if (tse_tlv_find(f[4].v, f[4].len, 0xEF, &ef) == 1) {
+    bool has_ef = tse_tlv_find(f[4].v, f[4].len, 0xEF, &ef) == 1;
+    if (has_ef) {
         o.pquota = quota(ef.value, ef.len, 0xC8);
         o.tquota = quota(ef.value, ef.len, 0xC7);
     }
     memcpy(o.priv, priv, 3);
+    /* contactless registry data from the Amendment C parameters inside EF */
+    uint16_t csw = tse_crs_install_params(card, &aid, has_ef ? ef.value : NULL, has_ef ? ef.len : 0,
+                                          o.cl, &o.default_on);
+    if (csw != SW_NO_ERROR)
+        return csw;
     bool sd_module =
         tse_aid_equal(&pkg, &ctx->inst->package) && tse_aid_equal(&module, &ctx->inst->module);
     if (sd_module != ((priv[0] & PRIV0_SD) != 0))

@@ -14,3 +14,7 @@ dek = 0A02A6D687406DCFA09DC70B3EDB7E38
 
 [identity]
 cplc = 00000000000000000000000000000000000000000000000000000000000000000000000000000000 0000
+
+# the recorded card has no applications: no contactless registry service, no PPSE
+[contactless]
+registry = off

@@ -32,3 +32,7 @@ aid = F0747365444941010007
 package = F0747365444941
 module = F074736544494101
 aid = F0747365444941010008
+
+# the ISD listing alone (tests/conformance/crs-*.tse cover the registry service)
+[contactless]
+registry = off

@@ -133,6 +133,51 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "/nonexistent.profile"));
 }
 
+/* Contactless registry keys of [instance] and [contactless] registry. */
+static void test_contactless_keys(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(parse("[instance a]\npackage = F0747365444941\nmodule = F074736544494101\n"
+                           "aid = A000000632010105215053555A484F55\ncontactless = deactivated\n"
+                           "contactless_label = MOT_T_EP\ncontactless_priority = 2\n"
+                           "contactless_default = yes\ncontactless_ppse_aid = A000000632010105\n"
+                           "[instance b]\npackage = F0747365444941\nmodule = F074736544494101\n"
+                           "aid = F0747365444942\ncontactless = off\ncontactless_default = yes\n"
+                           "[contactless]\nregistry = off\n",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(P.instances[0].contactless, TSE_CL_DEACTIVATED);
+    assert_string_equal(P.instances[0].contactless_label, "MOT_T_EP");
+    assert_int_equal(P.instances[0].contactless_priority, 2);
+    assert_int_equal(P.instances[0].default_on, 2);
+    assert_int_equal(P.instances[0].contactless_ppse_aid.len, 8);
+    /* several instances may be implicitly selectable on contactless */
+    assert_int_equal(P.instances[1].default_on, 2);
+    assert_int_equal(P.instances[1].contactless, TSE_CL_OFF);
+    assert_int_equal(P.cl_registry, 0);
+    assert_int_equal(parse("[card]\n", err, sizeof(err)), 0);
+    assert_int_equal(P.cl_registry, 1);
+    expect_error("[instance x]\ncontactless = maybe\n",
+                 "t.profile:2: contactless: expected activated, deactivated or off");
+    expect_error("[instance x]\ncontactless_label = ABCDEFGHIJKLM\n",
+                 "contactless_label: at most 12 characters, got 13");
+    expect_error("[instance x]\ncontactless_label = A\tB\n", "printable ASCII only");
+    expect_error("[instance x]\ncontactless_priority = 16\n",
+                 "contactless_priority: expected a number from 1 to 15");
+    expect_error("[instance x]\ncontactless_default = often\n", "contactless_default: expected on");
+    expect_error("[instance x]\ncontactless_ppse_aid = A0\n", "contactless_ppse_aid: expected 5");
+    expect_error("[instance x]\npackage = F0747365444941\nmodule = F074736544494101\n"
+                 "contactless_ppse_aid = A000000632\n",
+                 "contactless_ppse_aid must be a prefix of its aid");
+    expect_error("[instance x]\npackage = F0747365444941\nmodule = F074736544494101\n"
+                 "default = contact\n[instance y]\npackage = F0747365444941\n"
+                 "module = F074736544494101\naid = F0747365444942\ndefault = contact\n",
+                 "both default on the contact interface");
+    expect_error("[contactless]\nregistry = perhaps\n",
+                 "t.profile:2: registry: expected on or off");
+}
+
 static void test_card_create_errors(void **state)
 {
     (void)state;
@@ -160,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_scp02_example),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_contactless_keys),
         cmocka_unit_test(test_card_create_errors),
     };
     return cmocka_run_group_tests_name("cos_profile", tests, NULL, NULL);
