@@ -250,12 +250,13 @@ static int header_byte(struct tse_cap_stream *st, uint8_t b)
 
 static int header_end(struct tse_cap_stream *st)
 {
-    const struct tse_cap_info *in = &st->info;
+    struct tse_cap_info *in = &st->info;
     uint32_t need = 10u + in->package.len;
     if (st->comp_size < 10 || st->comp_size < need)
         return fail(st, TSE_CAP_ERR_HEADER, TSE_CAP_HEADER);
     if (st->comp_size > need && st->comp_size != need + 1 + in->name_len)
         return fail(st, TSE_CAP_ERR_HEADER, TSE_CAP_HEADER);
+    in->header_done = true;
     return 0;
 }
 
