@@ -187,8 +187,8 @@ static int lfdb_end(struct tse_cap_stream *st)
     return 0;
 }
 
-/* An entry of the form `minor major AID_length AID` (Import) or `AID_length AID offset(2)`
- * (Applet): sub_field counts bytes inside the current entry. */
+/* Header info by position: magic, CAP minor/major, flags, package minor/major, AID length,
+ * AID, then (CAP 2.2+) name length and name. */
 static int header_byte(struct tse_cap_stream *st, uint8_t b)
 {
     struct tse_cap_info *in = &st->info;
@@ -318,6 +318,9 @@ static int directory_byte(struct tse_cap_stream *st, uint8_t b)
     return 0;
 }
 
+/* Import and Applet are a count and entries of the form `minor major AID_length AID`
+ * (Import) or `AID_length AID install_method_offset(2)` (Applet); sub_field counts bytes
+ * inside the current entry, sub_done the entries complete. */
 static int import_byte(struct tse_cap_stream *st, uint8_t b)
 {
     struct tse_cap_info *in = &st->info;

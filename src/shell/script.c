@@ -1466,6 +1466,11 @@ static int cmd_load(struct tse_script *s, const struct loc *l, const char *rest)
         block = (sc->level & TSE_SL_CDEC) ? (avail / bs) * bs - 1 : avail;
     }
 
+    /* devices and FIFOs could block or never end (as for include) */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        fail(s, l, "load: %s: not a regular file", path);
+        goto out;
+    }
     char err[320] = "";
     size_t lfdb_len = 0;
     int r =

@@ -849,8 +849,10 @@ static void test_shell_load(void **state)
     assert_non_null(strstr(errs, "sd wants"));
     assert_non_null(strstr(errs, "unknown option 'fast'"));
     memset(m, 0, sizeof(*m));
-    assert_int_equal(run_load(m, "auth\nload /nonexistent.cap\nload\n", &out, &errs), 2);
+    assert_int_equal(
+        run_load(m, "auth\nload /nonexistent.cap\nload\nload /dev/null\n", &out, &errs), 3);
     assert_non_null(strstr(errs, "/nonexistent.cap"));
+    assert_non_null(strstr(errs, "/dev/null: not a regular file"));
     assert_non_null(strstr(errs, "usage: load"));
     free(m);
     unlink(path);
