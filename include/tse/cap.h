@@ -133,8 +133,12 @@ struct tse_cap_dap {
 
 /** What the stream carried. Filled as the bytes arrive; complete after finish() returns 0. */
 struct tse_cap_info {
-    uint32_t stream_len;             /**< bytes fed (DAP blocks and the C4 object) */
-    uint32_t lfdb_len;               /**< length of the C4 value: the load file data block */
+    uint32_t stream_len; /**< bytes fed (DAP blocks and the C4 object) */
+    uint32_t lfdb_len;   /**< length of the C4 value: the load file data block */
+    /** The Header component arrived complete and valid: the CAP format, flags, package
+     * version, AID and name below are final (a card can check the AID against INSTALL [for
+     * load] from this point on, before the last block). */
+    bool header_done;
     uint8_t cap_minor, cap_major;    /**< CAP format, e.g. 2.2 */
     uint8_t flags;                   /**< TSE_CAP_ACC_* */
     uint8_t pkg_minor, pkg_major;    /**< package version */

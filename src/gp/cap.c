@@ -187,8 +187,8 @@ static int lfdb_end(struct tse_cap_stream *st)
     return 0;
 }
 
-/* An entry of the form `minor major AID_length AID` (Import) or `AID_length AID offset(2)`
- * (Applet): sub_field counts bytes inside the current entry. */
+/* Header info by position: magic, CAP minor/major, flags, package minor/major, AID length,
+ * AID, then (CAP 2.2+) name length and name. */
 static int header_byte(struct tse_cap_stream *st, uint8_t b)
 {
     struct tse_cap_info *in = &st->info;
@@ -250,12 +250,13 @@ static int header_byte(struct tse_cap_stream *st, uint8_t b)
 
 static int header_end(struct tse_cap_stream *st)
 {
-    const struct tse_cap_info *in = &st->info;
+    struct tse_cap_info *in = &st->info;
     uint32_t need = 10u + in->package.len;
     if (st->comp_size < 10 || st->comp_size < need)
         return fail(st, TSE_CAP_ERR_HEADER, TSE_CAP_HEADER);
     if (st->comp_size > need && st->comp_size != need + 1 + in->name_len)
         return fail(st, TSE_CAP_ERR_HEADER, TSE_CAP_HEADER);
+    in->header_done = true;
     return 0;
 }
 
@@ -317,6 +318,9 @@ static int directory_byte(struct tse_cap_stream *st, uint8_t b)
     return 0;
 }
 
+/* Import and Applet are a count and entries of the form `minor major AID_length AID`
+ * (Import) or `AID_length AID install_method_offset(2)` (Applet); sub_field counts bytes
+ * inside the current entry, sub_done the entries complete. */
 static int import_byte(struct tse_cap_stream *st, uint8_t b)
 {
     struct tse_cap_info *in = &st->info;

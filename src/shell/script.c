@@ -17,7 +17,9 @@
 #include "shell/script.h"
 #include "tse/scp.h"
 #include "tse/apdu.h"
+#include "tse/cap.h"
 #include "tse/error.h"
+#include "tse/tlv.h"
 
 #define INCLUDE_MAX 16
 #define VARS_MAX    1024
@@ -73,6 +75,9 @@ struct tse_script {
     /* Host side of secure channels opened with `auth`, per interface and logical channel. */
     struct tse_scp_session (*scp)[TSE_MAX_CHANNELS];
     bool scp_on[TSE_IF_COUNT][TSE_MAX_CHANNELS];
+    /* AID of the last successful SELECT by name per channel (len 0: unknown), the default
+     * security domain of `load` */
+    struct tse_aid selected[TSE_IF_COUNT][TSE_MAX_CHANNELS];
     uint8_t *wbuf; /* wrapped command / unwrapped response scratch, TSE_RAPDU_MAX + 64 */
 
     unsigned depth; /* nested streams (include) */
@@ -644,8 +649,10 @@ static void print_atr(struct tse_script *s)
 static void powered_now(struct tse_script *s, int iface, bool on, bool keep_channel)
 {
     /* any power event ends the card's secure sessions on that interface */
-    for (int c = 0; c < TSE_MAX_CHANNELS; c++)
+    for (int c = 0; c < TSE_MAX_CHANNELS; c++) {
         s->scp_on[iface][c] = false;
+        s->selected[iface][c].len = 0;
+    }
     s->powered[iface] = on;
     if (!keep_channel)
         s->channel[iface] = 0;
@@ -722,6 +729,24 @@ static void expect_failed(struct tse_script *s, const struct loc *l, const char 
     fputc('\n', s->err);
     fflush(s->err);
     s->st.failures++;
+}
+
+/* After a successful SELECT by name: the AID the card reports in its FCI (6F { 84 AID }),
+ * else the one the command named. */
+static void note_selected(struct tse_script *s, uint8_t ch, const uint8_t *c, size_t clen)
+{
+    struct tse_aid *sel = &s->selected[s->iface][ch];
+    struct tse_tlv fci, df;
+    struct tse_apdu a;
+    sel->len = 0;
+    if (s->rlen > 2 && tse_tlv_find(s->rbuf, s->rlen - 2, 0x6F, &fci) == 1 &&
+        tse_tlv_find(fci.value, fci.len, 0x84, &df) == 1 && df.len >= TSE_AID_MIN &&
+        df.len <= TSE_AID_MAX) {
+        tse_aid_set(sel, df.value, df.len);
+        return;
+    }
+    if (tse_apdu_parse(c, clen, &a) == 0 && a.lc >= TSE_AID_MIN && a.lc <= TSE_AID_MAX)
+        tse_aid_set(sel, a.data, a.lc);
 }
 
 /*
@@ -841,6 +866,8 @@ static int exchange(struct tse_script *s, const struct loc *l, uint8_t *c, size_
     }
     s->rlen = rlen;
     s->have_last = true;
+    if (select && (s->rbuf[rlen - 2] == 0x90 || s->rbuf[rlen - 2] == 0x62))
+        note_selected(s, ch, c, clen);
     if (select && s->scp_on[s->iface][ch] &&
         (s->rbuf[rlen - 2] == 0x90 || s->rbuf[rlen - 2] == 0x62)) {
         /* a successful SELECT ends the session on the card; a failed one changes nothing */
@@ -1114,6 +1141,7 @@ static int cmd_channel(struct tse_script *s, const struct loc *l, const char *re
             return fail(s, l, "channel close: the card answered %04X", (unsigned)sw);
         if (s->channel[s->iface] == ch)
             s->channel[s->iface] = 0;
+        s->selected[s->iface][ch].len = 0;
         fprintf(s->out, "channel %u closed\n", (unsigned)ch);
         return 0;
     }
@@ -1337,6 +1365,187 @@ static int cmd_putkey(struct tse_script *s, const struct loc *l, const char *res
     if (s->rlen != 12 || memcmp(s->rbuf, want, 10) != 0)
         return fail(s, l, "putkey: the card's key check values do not match the keys sent");
     return 0;
+}
+
+/* One command of `load` (plain; exchange() wraps it); 0 when the card answered 9000. */
+static int load_cmd(struct tse_script *s, const struct loc *l, uint8_t ch, uint8_t ins, uint8_t p1,
+                    uint8_t p2, const uint8_t *data, size_t len, const char *what)
+{
+    uint8_t cmd[5 + 255 + 1];
+    struct tse_apdu a = {.cla = 0x80,
+                         .ins = ins,
+                         .p1 = p1,
+                         .p2 = p2,
+                         .data = data,
+                         .lc = len,
+                         .ne = 256,
+                         .has_le = true};
+    int n = tse_apdu_encode(&a, cmd, sizeof(cmd));
+    if (n < 0)
+        return fail(s, l, "load: %s: %s", what, tse_strerror(n));
+    if (exchange(s, l, cmd, (size_t)n, ch, NULL, false, "load"))
+        return 1;
+    if (!s->have_last)
+        return fail(s, l, "load: %s: no response (power cut)", what);
+    if (last_sw(s) != 0x9000)
+        return fail(s, l, "load: %s answered %04X", what, (unsigned)last_sw(s));
+    return 0;
+}
+
+/* `load FILE.cap [sd AID] [block N]`: the load file of a CAP file (as gp builds it) through
+ * the secure channel open on this channel: INSTALL [for load], then LOAD blocks. */
+static int cmd_load(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    uint8_t ch = s->channel[s->iface];
+    const char *w, *v;
+    size_t n, vn;
+    if (!next_word(&rest, &w, &n))
+        return fail(s, l, "load: usage: load FILE.cap [sd AID] [block N]");
+    if (n >= 4096)
+        return fail(s, l, "load: file name too long");
+    /* like include: relative to the script that names it, if there */
+    const char *slash = strrchr(l->file, '/');
+    size_t dl = w[0] != '/' && slash ? (size_t)(slash - l->file) + 1 : 0;
+    char *path = malloc(dl + n + 1);
+    if (!path)
+        return fail(s, l, "load: out of memory");
+    memcpy(path, l->file, dl);
+    memcpy(path + dl, w, n);
+    path[dl + n] = '\0';
+    struct stat sb;
+    if (dl && stat(path, &sb) != 0) { /* not next to the script: as given (a piped script) */
+        memmove(path, path + dl, n + 1);
+    }
+
+    struct tse_aid sd = s->selected[s->iface][ch];
+    unsigned long block = 0;
+    int rc = 1;
+    uint8_t *lfdb = NULL, *data = NULL;
+    struct tse_cap_stream *st = NULL;
+    while (next_word(&rest, &w, &n)) {
+        if (!next_word(&rest, &v, &vn)) {
+            fail(s, l, "load: '%.*s' needs a value", (int)(n > 40 ? 40 : n), w);
+            goto out;
+        }
+        char val[40];
+        if (vn >= sizeof(val)) {
+            fail(s, l, "load: value of '%.*s' too long", (int)(n > 40 ? 40 : n), w);
+            goto out;
+        }
+        memcpy(val, v, vn);
+        val[vn] = '\0';
+        if (kw(w, n, "sd")) {
+            uint8_t b[TSE_AID_MAX + 1];
+            int bl = tse_hex_decode(val, b, sizeof(b));
+            if (bl < TSE_AID_MIN || bl > TSE_AID_MAX) {
+                fail(s, l, "load: sd wants an AID of 5 to 16 bytes in hex, got '%s'", val);
+                goto out;
+            }
+            tse_aid_set(&sd, b, (size_t)bl);
+        } else if (kw(w, n, "block")) {
+            char *end;
+            block = strtoul(val, &end, 10);
+            if (*end || block < 1 || block > 255) {
+                fail(s, l, "load: block wants a number of bytes from 1 to 255, got '%s'", val);
+                goto out;
+            }
+        } else {
+            fail(s, l, "load: unknown option '%.*s' (sd, block)", (int)(n > 40 ? 40 : n), w);
+            goto out;
+        }
+    }
+    if (!s->scp_on[s->iface][ch]) {
+        fail(s, l, "load: open a secure channel first (auth)");
+        goto out;
+    }
+    const struct tse_scp_session *sc = &s->scp[s->iface][ch];
+    if (!block) {
+        /* the largest block that fits a short Lc once protected, as gp chooses it */
+        size_t ml = (sc->level & TSE_SL_CMAC) ? (sc->s16 ? 16 : 8) : 0, bs = sc->scp == 3 ? 16 : 8,
+               avail = 255 - ml;
+        block = (sc->level & TSE_SL_CDEC) ? (avail / bs) * bs - 1 : avail;
+    }
+
+    /* devices and FIFOs could block or never end (as for include) */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        fail(s, l, "load: %s: not a regular file", path);
+        goto out;
+    }
+    char err[320] = "";
+    size_t lfdb_len = 0;
+    int r =
+        tse_cap_read_file(path, TSE_CAP_NO_DESCRIPTOR, &lfdb, &lfdb_len, NULL, err, sizeof(err));
+    if (r) {
+        fail(s, l, "load: %s", err[0] ? err : tse_strerror(r));
+        goto out;
+    }
+    data = malloc(lfdb_len + 5);
+    st = malloc(sizeof(*st));
+    if (!data || !st) {
+        fail(s, l, "load: out of memory");
+        goto out;
+    }
+    int dlen = tse_cap_load_data(lfdb, lfdb_len, data, lfdb_len + 5);
+    if (dlen < 0) {
+        fail(s, l, "load: %s: %s", path, tse_strerror(dlen));
+        goto out;
+    }
+    /* The package AID comes from the Header, as gp takes it. The card's own check runs here
+     * too, but only as a warning: real cards accept what tse may not. */
+    tse_cap_stream_init(st);
+    if (tse_cap_stream_feed(st, data, (size_t)dlen) == 0)
+        tse_cap_stream_finish(st, NULL);
+    if (!st->info.header_done) {
+        fail(s, l, "load: %s: no package AID: %s", path, tse_cap_strerror(st->reason));
+        goto out;
+    }
+    const struct tse_aid *pkg = &st->info.package;
+    size_t blocks = ((size_t)dlen + block - 1) / block;
+    if (s->output) {
+        char ph[2 * TSE_AID_MAX + 1], sh[2 * TSE_AID_MAX + 1];
+        tse_hex_encode(pkg->b, pkg->len, ph);
+        tse_hex_encode(sd.b, sd.len, sh);
+        fprintf(s->out,
+                "load: %s: package %s, %zu bytes of load data in %zu LOAD block%s of %lu, "
+                "security domain %s\n",
+                path, ph, (size_t)dlen, blocks, blocks == 1 ? "" : "s", block,
+                sd.len ? sh : "(none known: empty SD AID)");
+        if (st->reason)
+            fprintf(s->out, "load: note: tse's card would reject it: %s\n",
+                    tse_cap_strerror(st->reason));
+    }
+
+    /* INSTALL [for load]: ELF AID, SD AID, no hash, no load parameters, no token */
+    uint8_t inst[2 + 2 * TSE_AID_MAX + 3];
+    size_t il = 0;
+    inst[il++] = pkg->len;
+    memcpy(inst + il, pkg->b, pkg->len);
+    il += pkg->len;
+    inst[il++] = sd.len;
+    memcpy(inst + il, sd.b, sd.len);
+    il += sd.len;
+    inst[il++] = 0;
+    inst[il++] = 0;
+    inst[il++] = 0;
+    if (load_cmd(s, l, ch, 0xE6, 0x02, 0x00, inst, il, "INSTALL [for load]"))
+        goto out;
+    for (size_t i = 0; i < blocks; i++) {
+        size_t off = i * block, len = (size_t)dlen - off < block ? (size_t)dlen - off : block;
+        char what[64];
+        snprintf(what, sizeof(what), "LOAD block %zu of %zu", i + 1, blocks);
+        if (load_cmd(s, l, ch, 0xE8, i + 1 == blocks ? 0x80 : 0x00, (uint8_t)i, data + off, len,
+                     what))
+            goto out;
+    }
+    if (s->output)
+        fprintf(s->out, "load: %zu LOAD block%s accepted\n", blocks, blocks == 1 ? "" : "s");
+    rc = 0;
+out:
+    free(path);
+    free(lfdb);
+    free(data);
+    free(st);
+    return rc;
 }
 
 static int cmd_tear(struct tse_script *s, const struct loc *l, const char *rest)
@@ -1566,6 +1775,7 @@ static void cmd_help(struct tse_script *s)
           "  auth [scp02|scp03] [kvn HH] [level HH] [key HEX | enc/mac/dek HEX] [i HH]\n"
           "       [div emv|visa2|visa|kdf3] [challenge HEX] | auth off\n"
           "  putkey NEWKVN [replace KVN] [aes|3des] key HEX | enc/mac/dek HEX\n"
+          "  load FILE.cap [sd AID] [block N]   INSTALL [for load] and LOAD in the channel\n"
           "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
           "Script:\n"
           "  let NAME = EXPR          hex, $NAME, $R, $SW, $NAME[a:b]\n"
@@ -1631,6 +1841,8 @@ static int exec_tse(struct tse_script *s, const struct loc *l, const char *text)
         rc = cmd_auth(s, l, rest);
     else if (kw(line, n, "putkey"))
         rc = cmd_putkey(s, l, rest);
+    else if (kw(line, n, "load"))
+        rc = cmd_load(s, l, rest);
     else if (kw(line, n, "set"))
         rc = cmd_set(s, l, rest);
     else if (kw(line, n, "get"))
