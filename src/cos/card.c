@@ -237,8 +237,11 @@ static int card_load(struct tse_card *c, const struct tse_card_options *opt, cha
         seterr(err, errlen, "card image: %s: %s", perr, "(corrupt image?)");
         return TSE_ERR_CORRUPT;
     }
+    /* every counter must be there, except dm_confirmation, which images made before it
+     * existed lack: it is created at its first use */
     for (size_t i = 0; i < c->prof.n_counters; i++)
-        if (tse_store_get(c->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)i, NULL, NULL) != 0) {
+        if (tse_store_get(c->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)i, NULL, NULL) != 0 &&
+            strcmp(c->prof.counters[i].name, "dm_confirmation") != 0) {
             seterr(err, errlen, "%s: %s", "card image", "a counter is missing (corrupt image)");
             return TSE_ERR_CORRUPT;
         }

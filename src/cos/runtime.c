@@ -798,6 +798,10 @@ int tse_counter_read(struct tse_card *card, int idx, uint64_t *v)
     const uint8_t *b;
     size_t len;
     int rc = tse_store_get(card->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)idx, &b, &len);
+    if (rc == TSE_ERR_NOT_FOUND) { /* a counter newer than the image: its initial value */
+        *v = card->prof.counters[idx].value;
+        return 0;
+    }
     if (rc)
         return rc;
     if (len != 8)
@@ -813,7 +817,20 @@ int tse_counter_write(struct tse_card *card, int idx, uint64_t v)
     uint8_t b[8];
     put32(b, (uint32_t)(v >> 32));
     put32(b + 4, (uint32_t)v);
-    return tse_store_write(card->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)idx, 0, b, 8);
+    uint32_t id = SYS_OBJ_COUNTER0 + (uint32_t)idx;
+    if (tse_store_get(card->store, 0, id, NULL, NULL) == TSE_ERR_NOT_FOUND) {
+        /* first write of a counter newer than the image: object and value in one step */
+        bool own = !tse_store_in_txn(card->store);
+        int rc = own ? tse_store_begin(card->store) : 0;
+        if (!rc)
+            rc = tse_store_create_obj(card->store, 0, id, 8);
+        if (!rc)
+            rc = tse_store_write(card->store, 0, id, 0, b, 8);
+        if (own)
+            rc = rc ? (tse_store_abort(card->store), rc) : tse_store_commit(card->store);
+        return rc;
+    }
+    return tse_store_write(card->store, 0, id, 0, b, 8);
 }
 
 int tse_ctx_counter_get(struct tse_ctx *ctx, const char *name, uint64_t *value)
