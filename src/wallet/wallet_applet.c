@@ -111,6 +111,7 @@ struct session {
     uint8_t challenge[8];
     uint8_t challenge_len; /* 0: none; valid for the next command only */
     uint8_t pin_ok;
+    uint8_t selected; /* set by select(): the SELECT being processed chose this instance */
     uint8_t n_cache;
     struct cache_entry cache[CACHE_MAX];
 };
@@ -189,10 +190,11 @@ static void end_session(struct purse *p)
     if (!s)
         return;
     /* the PIN status and a pending challenge outlive a transaction */
-    uint8_t pin_ok = s->pin_ok, ch[8], chl = s->challenge_len;
+    uint8_t pin_ok = s->pin_ok, sel = s->selected, ch[8], chl = s->challenge_len;
     memcpy(ch, s->challenge, sizeof(ch));
     tse_wipe(s, sizeof(*s));
     s->pin_ok = pin_ok;
+    s->selected = sel;
     s->challenge_len = chl;
     memcpy(s->challenge, ch, sizeof(ch));
 }
@@ -471,9 +473,12 @@ static uint16_t select_cmd(struct purse *p, const struct tse_apdu *a, struct tse
 {
     const struct tse_aid *aid = tse_ctx_aid(p->ctx);
     if (a->p1 == 0x04) {
-        /* SELECT by name reaches us when it names us (full or partial AID), or when the
-         * name is unknown to the card and we are the selected application. */
-        if (a->lc && !tse_aid_has_prefix(aid, a->data, a->lc))
+        /* SELECT by name reaches us when the card chose this instance (select() ran), or
+         * when the card found no application for the name (no further occurrence
+         * included) and we are the selected one: then it is not a file of ours. */
+        bool chosen = p->s->selected;
+        p->s->selected = 0;
+        if (!chosen || (a->lc && !tse_aid_has_prefix(aid, a->data, a->lc)))
             return SW_FILE_NOT_FOUND;
     } else if (a->p1 == 0x00) {
         if (a->lc != 2)
@@ -1168,11 +1173,13 @@ static uint16_t wallet_process(struct tse_ctx *ctx, const struct tse_apdu *a,
         if (!c->keeps_session && c->ins != WINS_CREDIT && c->ins != WINS_DEBIT)
             end_session(&p);
         sw = dispatch(&p, a, c, rsp);
-        if (c->ins == WINS_CREDIT || c->ins == WINS_DEBIT || (c->ins == WINS_UPDATE_CAPP && sw))
+        if (c->ins == WINS_CREDIT || c->ins == WINS_DEBIT ||
+            (c->ins == WINS_UPDATE_CAPP && sw != SW_NO_ERROR))
             end_session(&p);
     }
     if (!c || p.st[ST_STATUS] != APP_ACTIVE)
         end_session(&p);
+    p.s->selected = 0; /* only the SELECT that chose us may use it */
     if (sw != SW_NO_ERROR && (sw >> 8) != 0x62 && (sw >> 8) != 0x63)
         rsp->len = 0;
     return sw;
@@ -1569,8 +1576,18 @@ static uint16_t wallet_install(struct tse_ctx *ctx, const uint8_t *params, size_
     return SW_NO_ERROR;
 }
 
+static bool wallet_select(struct tse_ctx *ctx)
+{
+    uint8_t *m;
+    if (tse_ctx_transient(ctx, RAM_SESSION, sizeof(struct session), TSE_CLEAR_ON_DESELECT, &m))
+        return false;
+    ((struct session *)(void *)m)->selected = 1;
+    return true;
+}
+
 static const struct tse_applet_ops wallet_ops = {
     .install = wallet_install,
+    .select = wallet_select,
     .process = wallet_process,
     .personalize = wallet_personalize,
 };
