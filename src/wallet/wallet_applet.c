@@ -1384,7 +1384,8 @@ static uint16_t store_data(struct tse_ctx *ctx, const struct tse_apdu *a)
         size_t take = pend->len - pend->have;
         if (take > a->lc)
             take = a->lc;
-        memcpy(pend->v + pend->have, a->data, take);
+        if (take) /* no data: a->data is NULL */
+            memcpy(pend->v + pend->have, a->data, take);
         pend->have = (uint16_t)(pend->have + take);
         off = take;
         if (pend->have == pend->len)
