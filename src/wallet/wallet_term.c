@@ -356,8 +356,7 @@ static int gate(struct tse_wallet_term *t, const struct tse_wallet_gate *g, bool
         rc = tse_wallet_term_balance(t, &bal);
     if (rc)
         return rc;
-    if (bal < fare)
-        return TSE_ERR_STATE; /* the card would refuse at INITIALIZE with 9401 */
+    uint32_t after = bal >= fare ? bal - fare : 0; /* the card refuses a fare above it (9401) */
     /* the current rail record, if any (read by its identifier) */
     uint8_t old[128];
     bool have_old = false;
@@ -374,10 +373,10 @@ static int gate(struct tse_wallet_term *t, const struct tse_wallet_gate *g, bool
     recs[0].sfi = 0x1A;
     recs[0].record_id = g->rail_record_id;
     recs[0].len = 128;
-    rail_record(recs[0].data, old, have_old, entry, t, g, fare, bal - fare);
+    rail_record(recs[0].data, old, have_old, entry, t, g, fare, after);
     recs[1].sfi = 0x1E;
     recs[1].len = 48;
-    tse_wallet_record_1e(recs[1].data, entry ? 0x03 : 0x04, t->psam->term_id, g, fare, bal - fare,
+    tse_wallet_record_1e(recs[1].data, entry ? 0x03 : 0x04, t->psam->term_id, g, fare, after,
                          t->date, t->time);
     return tse_wallet_term_capp_purchase(t, fare, recs, 2, r);
 }
