@@ -397,9 +397,11 @@ typedef int (*tse_wallet_encrypt_fn)(void *user, const uint8_t *in, size_t len, 
 typedef int (*tse_wallet_emit_fn)(void *user, const uint8_t *cmd, size_t len);
 
 /**
- * Build the STORE DATA sequence for `p`: one command per DGI (B001, B002, B003, B0A0, B1A0,
- * B0A5, B1A5, B0B0, B0C0 — those present), P2 = 00, 01, …; P1 = 08 (DGI format), 88 on the
- * last. With `enc` the key values and the PIN block are encrypted and P1 carries 60
+ * Build the STORE DATA sequence for `p` (docs/wallet.md, "The sequence the card manager sends"):
+ * each DGI present (B001, B002, B003, B0A0, B1A0, B0A5, B1A5, B0B0, B0C0) starts a command of its
+ * own and continues in the next ones when it is longer than 239 bytes (so SCP03 C-DEC padding
+ * and a C-MAC still fit a short APDU); P2 = 00, 01, …; P1 = 08 (DGI format), | 80 on the last.
+ * With `enc` each 16-byte key value and the PIN block are encrypted and P1 carries 60
  * (encrypted with the DEK); without it they go in clear.
  * @retval 0; TSE_ERR_INVALID_ARG nothing to personalise; errors of enc/emit are passed on
  */
