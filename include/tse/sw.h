@@ -23,8 +23,10 @@
 #define SW_LAST_COMMAND_EXPECTED          0x6883u
 #define SW_COMMAND_CHAINING_NOT_SUPPORTED 0x6884u
 #define SW_COMMAND_NOT_ALLOWED            0x6900u
+#define SW_COMMAND_INCOMPATIBLE           0x6981u /* with the file structure */
 #define SW_SECURITY_STATUS_NOT_SATISFIED  0x6982u
 #define SW_FILE_INVALID                   0x6983u
+#define SW_AUTH_METHOD_BLOCKED            0x6983u /* PIN blocked (same value as above) */
 #define SW_DATA_INVALID                   0x6984u
 #define SW_CONDITIONS_NOT_SATISFIED       0x6985u
 #define SW_COMMAND_NOT_ALLOWED_NO_EF      0x6986u
@@ -44,5 +46,13 @@
 #define SW_INS_NOT_SUPPORTED              0x6D00u
 #define SW_CLA_NOT_SUPPORTED              0x6E00u
 #define SW_UNKNOWN                        0x6F00u
+
+/* JT/T 978 / PBOC electronic purse (docs/wallet.md) */
+#define SW_WALLET_MAC_INVALID      0x9302u /* MAC1 (DEBIT) or MAC2 (CREDIT) wrong */
+#define SW_WALLET_APP_LOCKED       0x9303u /* application permanently blocked */
+#define SW_WALLET_INSUFFICIENT     0x9401u /* insufficient balance */
+#define SW_WALLET_COUNTER_LIMIT    0x9402u /* transaction counter at its maximum */
+#define SW_WALLET_KEY_NOT_FOUND    0x9403u /* key index not supported */
+#define SW_WALLET_PROOF_NOT_FOUND  0x9406u /* no MAC/TAC for GET TRANSACTION PROVE */
 
 #endif

@@ -106,6 +106,30 @@ int tse_mac_des3_full(const uint8_t key[16], const uint8_t *icv, const uint8_t *
     return rc;
 }
 
+int tse_mac_des(const uint8_t key[8], const uint8_t *icv, const uint8_t *data, size_t len,
+                uint8_t mac[8])
+{
+    uint8_t sb[264], v[8] = {0};
+    size_t n;
+    uint8_t *p = padded(data, len, 8, sb, sizeof(sb), &n);
+    if (!p)
+        return TSE_ERR_NO_MEMORY;
+    if (icv)
+        memcpy(v, icv, 8);
+    mbedtls_des_context d;
+    mbedtls_des_init(&d);
+    int rc = mbedtls_des_setkey_enc(&d, key);
+    if (rc == 0)
+        rc = mbedtls_des_crypt_cbc(&d, MBEDTLS_DES_ENCRYPT, n, v, p, p);
+    mbedtls_des_free(&d);
+    if (rc == 0)
+        memcpy(mac, p + n - 8, 8);
+    tse_wipe(p, n);
+    if (p != sb)
+        free(p);
+    return rc ? TSE_ERR_INVALID_ARG : 0;
+}
+
 int tse_mac_retail(const uint8_t key[16], const uint8_t *icv, const uint8_t *data, size_t len,
                    uint8_t mac[8])
 {

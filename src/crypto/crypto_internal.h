@@ -28,6 +28,10 @@ int tse_des_ecb(const uint8_t key[8], const uint8_t in[8], uint8_t out[8]);
 /* Full 3DES MAC: 3DES-CBC over pad80(data), ICV given (NULL = zero), last block. */
 int tse_mac_des3_full(const uint8_t key[16], const uint8_t *icv, const uint8_t *data, size_t len,
                       uint8_t mac[8]);
+/* ISO 9797-1 MAC algorithm 1 with single DES and padding method 2 (the PBOC purse MAC): DES-CBC
+ * with an 8-byte key over pad80(data), ICV given (NULL = zero), last block. */
+int tse_mac_des(const uint8_t key[8], const uint8_t *icv, const uint8_t *data, size_t len,
+                uint8_t mac[8]);
 /* ISO 9797-1 MAC algorithm 3 ("retail MAC") with padding method 2: single DES with K1 over
  * all blocks but the last, 3DES on the last; ICV given (NULL = zero). */
 int tse_mac_retail(const uint8_t key[16], const uint8_t *icv, const uint8_t *data, size_t len,

@@ -20,6 +20,7 @@
 #include "tse/cap.h"
 #include "tse/error.h"
 #include "tse/tlv.h"
+#include "tse/wallet.h"
 
 #define INCLUDE_MAX 16
 #define VARS_MAX    1024
@@ -79,6 +80,11 @@ struct tse_script {
      * security domain of `load` */
     struct tse_aid selected[TSE_IF_COUNT][TSE_MAX_CHANNELS];
     uint8_t *wbuf; /* wrapped command / unwrapped response scratch, TSE_RAPDU_MAX + 64 */
+
+    /* `wallet`: the simulated terminal and its PSAM, created on first use */
+    struct tse_psam *psam;
+    struct tse_wallet_term *wterm;
+    const struct loc *wloc; /* the line of the `wallet` command being run */
 
     unsigned depth; /* nested streams (include) */
     unsigned busy;  /* active public entry points */
@@ -1761,6 +1767,328 @@ static int cmd_include(struct tse_script *s, const struct loc *l, const char *re
     return s->st.failures != before;
 }
 
+/* ---- wallet: a simulated purse terminal (docs/apdu-shell.md, docs/wallet.md) ------------- */
+
+/* The terminal's transport: one exchange on the current interface and channel, printed like
+ * any other; a power cut is reported to the terminal as TSE_ERR_TORN. */
+static int wallet_transmit(void *user, const uint8_t *c, size_t clen, uint8_t *r, size_t rcap,
+                           size_t *rlen)
+{
+    struct tse_script *s = user;
+    if (clen > CAPDU_MAX)
+        return TSE_ERR_INVALID_ARG;
+    memcpy(s->cbuf, c, clen);
+    if (exchange(s, s->wloc, s->cbuf, clen, s->channel[s->iface], NULL, false, "wallet"))
+        return TSE_ERR_IO; /* already reported */
+    if (!s->have_last)
+        return TSE_ERR_TORN;
+    if (s->rlen > rcap)
+        return TSE_ERR_BUFFER_TOO_SMALL;
+    memcpy(r, s->rbuf, s->rlen);
+    *rlen = s->rlen;
+    return 0;
+}
+
+static void bcd(uint8_t *out, size_t n, unsigned long v)
+{
+    for (size_t i = n; i-- > 0; v /= 100)
+        out[i] = (uint8_t)((v % 100 / 10) << 4 | v % 10);
+}
+
+static int wallet_ready(struct tse_script *s, const struct loc *l)
+{
+    if (s->wterm)
+        return 0;
+    s->psam = calloc(1, sizeof(*s->psam));
+    s->wterm = calloc(1, sizeof(*s->wterm));
+    if (!s->psam || !s->wterm) {
+        free(s->psam);
+        free(s->wterm);
+        s->psam = NULL;
+        s->wterm = NULL;
+        return fail(s, l, "out of memory");
+    }
+    tse_psam_init(s->psam);
+    tse_psam_load_test_keys(s->psam);
+    tse_wallet_term_init(s->wterm, s->psam, wallet_transmit, s);
+    /* the host clock until `wallet time` fixes one */
+    time_t now = time(NULL);
+    struct tm tmv;
+    localtime_r(&now, &tmv);
+    uint8_t d[4], t[3];
+    bcd(d, 2, (unsigned long)tmv.tm_year + 1900);
+    bcd(d + 2, 1, (unsigned long)tmv.tm_mon + 1);
+    bcd(d + 3, 1, (unsigned long)tmv.tm_mday);
+    bcd(t, 1, (unsigned long)tmv.tm_hour);
+    bcd(t + 1, 1, (unsigned long)tmv.tm_min);
+    bcd(t + 2, 1, (unsigned long)tmv.tm_sec);
+    tse_wallet_term_set_time(s->wterm, d, t);
+    static const uint8_t pin[3] = {0x12, 0x34, 0x56};
+    memcpy(s->wterm->pin, pin, 3);
+    s->wterm->pin_len = 3;
+    return 0;
+}
+
+/* "100.00", "2", "0.5" → fen */
+static bool parse_amount(const char *p, size_t n, uint32_t *fen)
+{
+    uint64_t v = 0;
+    size_t i = 0, frac = 0;
+    bool dot = false;
+    if (n == 0)
+        return false;
+    for (; i < n; i++) {
+        if (p[i] == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (p[i] < '0' || p[i] > '9' || (dot && ++frac > 2))
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+        if (v > 0xFFFFFFFFull)
+            return false;
+    }
+    while (frac++ < 2)
+        v *= 10;
+    if (v > 0xFFFFFFFFull)
+        return false;
+    *fen = (uint32_t)v;
+    return true;
+}
+
+static void print_amount(FILE *f, uint32_t fen)
+{
+    fprintf(f, "%lu.%02lu", (unsigned long)(fen / 100), (unsigned long)(fen % 100));
+}
+
+static int wallet_failed(struct tse_script *s, const struct loc *l, const char *cmd, int rc)
+{
+    struct tse_wallet_term *t = s->wterm;
+    if (rc == TSE_ERR_TORN)
+        return 0; /* the transcript says so; the card is off */
+    if (rc == TSE_ERR_IO)
+        return 1; /* the exchange reported it */
+    if (rc == TSE_ERR_STATE && t->sw)
+        return fail(s, l, "wallet %s: %s answered %04X", cmd, t->step ? t->step : "the card",
+                    t->sw);
+    if (rc == TSE_ERR_DENIED)
+        return fail(s, l,
+                    "wallet %s: the PSAM rejects the card's %s (keys differ from the test "
+                    "key set?)",
+                    cmd, t->step && !strcmp(t->step, "INITIALIZE FOR LOAD") ? "MAC1" : "MAC2/TAC");
+    return fail(s, l, "wallet %s: %s%s%s", cmd, tse_strerror(rc), t->step ? " at " : "",
+                t->step ? t->step : "");
+}
+
+static void print_result(struct tse_script *s, const char *what, uint32_t amount,
+                         const struct tse_wallet_result *r, bool load)
+{
+    if (!s->output)
+        return;
+    fprintf(s->out, "%s ", what);
+    print_amount(s->out, amount);
+    fputs(": balance ", s->out);
+    print_amount(s->out, r->balance_after);
+    fprintf(s->out, ", %s counter %04X, TAC %02X%02X%02X%02X (%s)\n", load ? "online" : "offline",
+            (unsigned)(r->seq + 1), r->tac[0], r->tac[1], r->tac[2], r->tac[3],
+            r->tac_ok ? "verified" : "NOT verified");
+}
+
+static const char *tt_name(uint8_t t)
+{
+    switch (t) {
+    case TSE_WALLET_TT_EP_LOAD:
+        return "load";
+    case TSE_WALLET_TT_PURCHASE:
+        return "purchase";
+    case TSE_WALLET_TT_CAPP:
+        return "transit";
+    default:
+        return "other";
+    }
+}
+
+static int wallet_log(struct tse_script *s, const struct loc *l)
+{
+    struct tse_wallet_term *t = s->wterm;
+    uint8_t rec[64];
+    size_t n;
+    for (int sfi = 0x18; sfi <= 0x1E; sfi += 6) {
+        if (s->output)
+            fprintf(s->out, "%s:\n", sfi == 0x18 ? "purse log (0x18)" : "transit log (0x1E)");
+        for (uint8_t i = 1; i <= 30; i++) {
+            int rc = tse_wallet_term_read_record(t, (uint8_t)sfi, i, rec, sizeof(rec), &n);
+            if (rc == TSE_ERR_NOT_FOUND)
+                break;
+            if (rc)
+                return wallet_failed(s, l, "log", rc);
+            if (!s->output)
+                continue;
+            if (sfi == 0x18 && n == 23) {
+                fprintf(s->out, "  %2u  %02X%02X  %-8s ", i, rec[0], rec[1], tt_name(rec[9]));
+                print_amount(s->out, (uint32_t)rec[5] << 24 | (uint32_t)rec[6] << 16 |
+                                         (uint32_t)rec[7] << 8 | rec[8]);
+                fprintf(s->out,
+                        "  terminal %02X%02X%02X%02X%02X%02X  %02X%02X-%02X-%02X "
+                        "%02X:%02X:%02X\n",
+                        rec[10], rec[11], rec[12], rec[13], rec[14], rec[15], rec[16], rec[17],
+                        rec[18], rec[19], rec[20], rec[21], rec[22]);
+            } else if (n == 48) {
+                fprintf(s->out, "  %2u  %s line %02X station %02X%02X  fare ", i,
+                        rec[0] == 0x03   ? "entry"
+                        : rec[0] == 0x04 ? "exit "
+                                         : "other",
+                        rec[11], rec[12], rec[13]);
+                print_amount(s->out, (uint32_t)rec[17] << 24 | (uint32_t)rec[18] << 16 |
+                                         (uint32_t)rec[19] << 8 | rec[20]);
+                fputs("  balance ", s->out);
+                print_amount(s->out, (uint32_t)rec[21] << 24 | (uint32_t)rec[22] << 16 |
+                                         (uint32_t)rec[23] << 8 | rec[24]);
+                fprintf(s->out, "  %02X%02X-%02X-%02X %02X:%02X:%02X\n", rec[25], rec[26], rec[27],
+                        rec[28], rec[29], rec[30], rec[31]);
+            }
+        }
+    }
+    return 0;
+}
+
+/* A station: up to 4 decimal digits, written BCD. */
+static bool parse_station(const char *w, size_t n, uint8_t st[2])
+{
+    uint64_t v;
+    if (n > 4 || !parse_u64(w, n, &v) || (n > 2 && w[1] == 'x'))
+        return false;
+    bcd(st, 2, (unsigned long)v);
+    return true;
+}
+
+static int cmd_wallet(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    const char *w, *a, *b;
+    size_t n, an, bn;
+    if (!next_word(&rest, &w, &n))
+        return fail(s, l,
+                    "wallet: expected select, balance, load, purchase, entry, exit, log, "
+                    "time or pin");
+    if (!s->ops->transmit)
+        return unsupported(s, l, "wallet");
+    if (wallet_ready(s, l))
+        return 1;
+    struct tse_wallet_term *t = s->wterm;
+    struct tse_wallet_result r;
+    int rc;
+    s->wloc = l;
+    if (kw(w, n, "select")) {
+        uint8_t aid[16] = {0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x05};
+        size_t alen = 8;
+        if (next_word(&rest, &a, &an)) {
+            char hex[40];
+            int hn;
+            if (an >= sizeof(hex))
+                return fail(s, l, "wallet select: AID too long");
+            memcpy(hex, a, an);
+            hex[an] = '\0';
+            hn = tse_hex_decode(hex, aid, sizeof(aid));
+            if (hn < 5)
+                return fail(s, l, "wallet select: expected an AID of 5 to 16 bytes");
+            alen = (size_t)hn;
+        }
+        if (no_more(s, l, "wallet select", rest))
+            return 1;
+        rc = tse_wallet_term_select(t, aid, alen);
+        if (rc)
+            return wallet_failed(s, l, "select", rc);
+        if (s->output && t->have_card) {
+            fputs("purse: issuer ", s->out);
+            print_hex(s->out, t->card.issuer_id, 8);
+            fputs(", card number ", s->out);
+            print_hex(s->out, t->card.asn, 10);
+            fputc('\n', s->out);
+        }
+        return 0;
+    }
+    if (kw(w, n, "balance") || kw(w, n, "log")) {
+        bool bal = kw(w, n, "balance");
+        if (no_more(s, l, bal ? "wallet balance" : "wallet log", rest))
+            return 1;
+        if (!bal)
+            return wallet_log(s, l);
+        uint32_t v;
+        rc = tse_wallet_term_balance(t, &v);
+        if (rc)
+            return wallet_failed(s, l, "balance", rc);
+        if (s->output) {
+            fputs("balance ", s->out);
+            print_amount(s->out, v);
+            fputc('\n', s->out);
+        }
+        return 0;
+    }
+    if (kw(w, n, "load") || kw(w, n, "purchase")) {
+        bool load = kw(w, n, "load");
+        uint32_t amount;
+        if (!next_word(&rest, &a, &an) || !parse_amount(a, an, &amount))
+            return fail(s, l, "wallet %s: expected an amount such as 100.00",
+                        load ? "load" : "purchase");
+        if (no_more(s, l, load ? "wallet load" : "wallet purchase", rest))
+            return 1;
+        rc = load ? tse_wallet_term_load(t, amount, &r) : tse_wallet_term_purchase(t, amount, &r);
+        if (rc)
+            return wallet_failed(s, l, load ? "load" : "purchase", rc);
+        print_result(s, load ? "load" : "purchase", amount, &r, load);
+        return 0;
+    }
+    if (kw(w, n, "entry") || kw(w, n, "exit")) {
+        bool entry = kw(w, n, "entry");
+        struct tse_wallet_gate g = {
+            {0x10, 0x00}, {0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}, 0x01, {0, 0}, 0x12};
+        uint32_t fare = 0;
+        if (!next_word(&rest, &a, &an) || !parse_station(a, an, g.station))
+            return fail(s, l, "wallet %s: expected a station number (up to 4 digits)",
+                        entry ? "entry" : "exit");
+        if (!entry && (!next_word(&rest, &b, &bn) || !parse_amount(b, bn, &fare)))
+            return fail(s, l, "wallet exit: expected STATION FARE, e.g. 'wallet exit 17 3.00'");
+        if (no_more(s, l, entry ? "wallet entry" : "wallet exit", rest))
+            return 1;
+        rc = entry ? tse_wallet_term_entry(t, &g, &r) : tse_wallet_term_exit(t, &g, fare, &r);
+        if (rc)
+            return wallet_failed(s, l, entry ? "entry" : "exit", rc);
+        if (s->output)
+            fprintf(s->out, "%s at station %02X%02X, ", entry ? "entry" : "exit", g.station[0],
+                    g.station[1]);
+        print_result(s, "fare", fare, &r, false);
+        return 0;
+    }
+    if (kw(w, n, "time")) {
+        uint8_t d[7];
+        char txt[16];
+        if (!next_word(&rest, &a, &an) || an != 14)
+            return fail(s, l, "wallet time: expected YYYYMMDDhhmmss");
+        memcpy(txt, a, 14);
+        txt[14] = '\0';
+        for (int i = 0; i < 14; i++)
+            if (txt[i] < '0' || txt[i] > '9')
+                return fail(s, l, "wallet time: expected YYYYMMDDhhmmss");
+        if (tse_hex_decode(txt, d, sizeof(d)) != 7 || no_more(s, l, "wallet time", rest))
+            return 1;
+        tse_wallet_term_set_time(t, d, d + 4);
+        return 0;
+    }
+    if (kw(w, n, "pin")) {
+        char txt[16];
+        if (!next_word(&rest, &a, &an) || an < 4 || an > 12 || an % 2)
+            return fail(s, l, "wallet pin: expected 4 to 12 digits (an even number), or 'none'");
+        memcpy(txt, a, an);
+        txt[an] = '\0';
+        int pn = tse_hex_decode(txt, t->pin, sizeof(t->pin));
+        if (pn < 2 || no_more(s, l, "wallet pin", rest))
+            return pn < 2 ? fail(s, l, "wallet pin: expected digits") : 1;
+        t->pin_len = (size_t)pn;
+        return 0;
+    }
+    return fail(s, l, "wallet: unknown subcommand '%.*s'", (int)(n > 40 ? 40 : n), w);
+}
+
 static void cmd_help(struct tse_script *s)
 {
     fputs("APDUs:\n"
@@ -1777,6 +2105,11 @@ static void cmd_help(struct tse_script *s)
           "  putkey NEWKVN [replace KVN] [aes|3des] key HEX | enc/mac/dek HEX\n"
           "  load FILE.cap [sd AID] [block N]   INSTALL [for load] and LOAD in the channel\n"
           "  set next-random HEX | set counter NAME VALUE | get counter NAME\n"
+          "Transit purse (simulated terminal and PSAM, test keys):\n"
+          "  wallet select [AID] | wallet balance | wallet log\n"
+          "  wallet load AMOUNT | wallet purchase AMOUNT\n"
+          "  wallet entry STATION | wallet exit STATION FARE\n"
+          "  wallet time YYYYMMDDhhmmss | wallet pin DIGITS\n"
           "Script:\n"
           "  let NAME = EXPR          hex, $NAME, $R, $SW, $NAME[a:b]\n"
           "  echo TEXT | include FILE | trace on|off | timing on|off | output on|off\n"
@@ -1843,6 +2176,8 @@ static int exec_tse(struct tse_script *s, const struct loc *l, const char *text)
         rc = cmd_putkey(s, l, rest);
     else if (kw(line, n, "load"))
         rc = cmd_load(s, l, rest);
+    else if (kw(line, n, "wallet"))
+        rc = cmd_wallet(s, l, rest);
     else if (kw(line, n, "set"))
         rc = cmd_set(s, l, rest);
     else if (kw(line, n, "get"))
@@ -2226,6 +2561,10 @@ void tse_script_free(struct tse_script *s)
     free(s->vars);
     free(s->cbuf);
     free(s->rbuf);
+    if (s->psam)
+        tse_psam_free(s->psam); /* wipes the keys */
+    free(s->psam);
+    free(s->wterm);
     free(s->wbuf);
     if (s->scp)
         memset(s->scp, 0, TSE_IF_COUNT * sizeof(*s->scp)); /* session keys */
