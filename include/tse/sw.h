@@ -48,11 +48,11 @@
 #define SW_UNKNOWN                        0x6F00u
 
 /* JT/T 978 / PBOC electronic purse (docs/wallet.md) */
-#define SW_WALLET_MAC_INVALID      0x9302u /* MAC1 (DEBIT) or MAC2 (CREDIT) wrong */
-#define SW_WALLET_APP_LOCKED       0x9303u /* application permanently blocked */
-#define SW_WALLET_INSUFFICIENT     0x9401u /* insufficient balance */
-#define SW_WALLET_COUNTER_LIMIT    0x9402u /* transaction counter at its maximum */
-#define SW_WALLET_KEY_NOT_FOUND    0x9403u /* key index not supported */
-#define SW_WALLET_PROOF_NOT_FOUND  0x9406u /* no MAC/TAC for GET TRANSACTION PROVE */
+#define SW_WALLET_MAC_INVALID     0x9302u /* MAC1 (DEBIT) or MAC2 (CREDIT) wrong */
+#define SW_WALLET_APP_LOCKED      0x9303u /* application permanently blocked */
+#define SW_WALLET_INSUFFICIENT    0x9401u /* insufficient balance */
+#define SW_WALLET_COUNTER_LIMIT   0x9402u /* transaction counter at its maximum */
+#define SW_WALLET_KEY_NOT_FOUND   0x9403u /* key index not supported */
+#define SW_WALLET_PROOF_NOT_FOUND 0x9406u /* no MAC/TAC for GET TRANSACTION PROVE */
 
 #endif

@@ -8,9 +8,5 @@ extern const struct tse_package_def tse_crs_package;
 extern const struct tse_package_def tse_wallet_package;
 
 const struct tse_package_def *const tse_native_packages[] = {
-    &tse_gp_package,
-    &tse_crs_package,
-    &tse_diag_package,
-    &tse_wallet_package,
-    NULL,
+    &tse_gp_package, &tse_crs_package, &tse_diag_package, &tse_wallet_package, NULL,
 };

@@ -380,23 +380,27 @@ static int key_isd(struct parser *ps, const char *k, const char *v)
         static const struct {
             const char *name;
             uint8_t level;
-        } levels[] = {{"mac", 0x01}, {"mac+enc", 0x03}, {"mac+enc+rmac", 0x13},
-                      {"mac+rmac", 0x11}, {"all", 0x33}};
+        } levels[] = {{"mac", 0x01},
+                      {"mac+enc", 0x03},
+                      {"mac+enc+rmac", 0x13},
+                      {"mac+rmac", 0x11},
+                      {"all", 0x33}};
         for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
             if (!strcmp(v, levels[i].name)) {
                 ps->p->management_level = levels[i].level;
                 return 0;
             }
-        return fail(ps, "management_level: expected mac, mac+enc, mac+rmac, mac+enc+rmac or all, "
-                        "got '%s'",
+        return fail(ps,
+                    "management_level: expected mac, mac+enc, mac+rmac, mac+enc+rmac or all, "
+                    "got '%s'",
                     v);
     }
     if (!strcmp(k, "token_key"))
-        return hexval_fixed(ps, k, v, ps->p->token_n, sizeof(ps->p->token_n),
-                            &ps->p->token_n_len, 64, sizeof(ps->p->token_n));
+        return hexval_fixed(ps, k, v, ps->p->token_n, sizeof(ps->p->token_n), &ps->p->token_n_len,
+                            64, sizeof(ps->p->token_n));
     if (!strcmp(k, "token_key_exponent"))
-        return hexval_fixed(ps, k, v, ps->p->token_e, sizeof(ps->p->token_e),
-                            &ps->p->token_e_len, 1, sizeof(ps->p->token_e));
+        return hexval_fixed(ps, k, v, ps->p->token_e, sizeof(ps->p->token_e), &ps->p->token_e_len,
+                            1, sizeof(ps->p->token_e));
     if (!strcmp(k, "receipt_key")) {
         int rc = hexval_fixed(ps, k, v, ps->p->receipt_key, sizeof(ps->p->receipt_key),
                               &ps->p->receipt_key_len, 16, 32);

@@ -64,13 +64,13 @@ void tse_wipe(void *p, size_t len);
  * length on verification, 32 bytes when signing).
  * tse_rsa_verify: public key as big-endian modulus and exponent. 0 valid; TSE_ERR_DENIED bad
  * signature; TSE_ERR_INVALID_ARG malformed key. */
-int tse_rsa_verify(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
-                   const uint8_t *msg, size_t mlen, const uint8_t *sig, size_t slen);
+int tse_rsa_verify(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen, const uint8_t *msg,
+                   size_t mlen, const uint8_t *sig, size_t slen);
 /* tse_rsa_sign: private key in PEM or DER (PKCS#1 or PKCS#8); *siglen = modulus bytes.
  * Deterministic for PKCS#1 v1.5; PSS salts come from a DRBG seeded with `seed`. Host side
  * (tests, TSM tools). TSE_ERR_INVALID_ARG bad key; TSE_ERR_BUFFER_TOO_SMALL. */
-int tse_rsa_sign(const uint8_t *key, size_t klen, const uint8_t *msg, size_t mlen,
-                 uint8_t *sig, size_t cap, size_t *siglen);
+int tse_rsa_sign(const uint8_t *key, size_t klen, const uint8_t *msg, size_t mlen, uint8_t *sig,
+                 size_t cap, size_t *siglen);
 /* Modulus and public exponent of a private or public key (PEM/DER), big-endian. */
 int tse_rsa_public(const uint8_t *key, size_t klen, uint8_t *n, size_t ncap, size_t *nlen,
                    uint8_t *e, size_t ecap, size_t *elen);

@@ -825,8 +825,8 @@ static int kek_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_
     return tse_aes_cbc(s->keys.dek, s->keys.key_len, encrypt, NULL, in, len, out);
 }
 
-static int data_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_t *in,
-                      size_t len, uint8_t *out)
+static int data_crypt(const struct tse_scp_session *s, bool encrypt, const uint8_t *in, size_t len,
+                      uint8_t *out)
 {
     if (!s || !s->authenticated)
         return TSE_ERR_STATE;

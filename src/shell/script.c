@@ -1962,6 +1962,128 @@ static bool parse_station(const char *w, size_t n, uint8_t st[2])
     return true;
 }
 
+/* `wallet personalise`: the state the STORE DATA callbacks need */
+struct perso_ctx {
+    struct tse_script *s;
+    const struct loc *l;
+    uint8_t ch;
+    const struct tse_scp_session *sc;
+    int failed;
+};
+
+static int perso_encrypt(void *user, const uint8_t *in, size_t len, uint8_t *out)
+{
+    struct perso_ctx *pc = user;
+    return tse_scp_host_encrypt_data(pc->sc, in, len, out);
+}
+
+static int perso_send(struct perso_ctx *pc, const uint8_t *cmd, size_t len, const char *what)
+{
+    uint8_t c[5 + 255 + 1];
+    if (len + 1 > sizeof(c))
+        return TSE_ERR_BUFFER_TOO_SMALL;
+    memcpy(c, cmd, len);
+    c[len] = 0x00; /* Le: the card may answer data */
+    if (exchange(pc->s, pc->l, c, len + 1, pc->ch, NULL, false, "wallet personalise")) {
+        pc->failed = 1;
+        return TSE_ERR_IO;
+    }
+    if (!pc->s->have_last || last_sw(pc->s) != 0x9000) {
+        fail(pc->s, pc->l, "wallet personalise: %s answered %04X", what,
+             pc->s->have_last ? (unsigned)last_sw(pc->s) : 0u);
+        pc->failed = 1;
+        return TSE_ERR_DENIED;
+    }
+    return 0;
+}
+
+static int perso_emit(void *user, const uint8_t *cmd, size_t len)
+{
+    return perso_send(user, cmd, len, "STORE DATA");
+}
+
+/* `wallet personalise AID [issuer HEX] [asn HEX]`: personalise a purse instance through the
+ * security domain it belongs to, in the secure channel open on this channel: INSTALL [for
+ * personalization], then the STORE DATA sequence of a test card (tse_wallet_perso_test()), key
+ * values and PIN encrypted with the session's data encryption key. */
+static int wallet_personalise(struct tse_script *s, const struct loc *l, const char *rest)
+{
+    uint8_t aid[TSE_AID_MAX],
+        issuer[8] = {0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF},
+        asn[10] = {0x03, 0x10, 0x51, 0x70, 0x01, 0x01, 0x70, 0x90, 0x79, 0x84};
+    int alen = -1;
+    const char *w;
+    size_t n;
+    while (next_word(&rest, &w, &n)) {
+        const char *val;
+        size_t vn;
+        char hex[64];
+        bool opt = kw(w, n, "issuer") || kw(w, n, "asn");
+        if (opt && !next_word(&rest, &val, &vn))
+            return fail(s, l, "wallet personalise: %.*s needs a value", (int)n, w);
+        if (!opt) {
+            val = w;
+            vn = n;
+        }
+        if (vn >= sizeof(hex))
+            return fail(s, l, "wallet personalise: value too long");
+        memcpy(hex, val, vn);
+        hex[vn] = 0;
+        if (kw(w, n, "issuer")) {
+            if (tse_hex_decode(hex, issuer, sizeof(issuer)) != 8)
+                return fail(s, l, "wallet personalise: issuer is 8 bytes of hex");
+        } else if (kw(w, n, "asn")) {
+            if (tse_hex_decode(hex, asn, sizeof(asn)) != 10)
+                return fail(s, l, "wallet personalise: asn is 10 bytes of hex");
+        } else if (alen < 0) {
+            alen = tse_hex_decode(hex, aid, sizeof(aid));
+            if (alen < TSE_AID_MIN)
+                return fail(s, l, "wallet personalise: expected the instance AID (5-16 bytes)");
+        } else {
+            return fail(s, l, "wallet personalise: unexpected '%.*s'", (int)n, w);
+        }
+    }
+    if (alen < 0)
+        return fail(s, l,
+                    "wallet personalise: usage: wallet personalise AID [issuer HEX] [asn HEX]");
+    uint8_t ch = s->channel[s->iface];
+    if (!s->scp_on[s->iface][ch])
+        return fail(s, l,
+                    "wallet personalise: open a secure channel with the purse's security "
+                    "domain first (auth)");
+    struct perso_ctx pc = {.s = s, .l = l, .ch = ch, .sc = &s->scp[s->iface][ch]};
+    /* INSTALL [for personalization]: 00 00 LV AID 00 00 00 */
+    uint8_t inst[5 + 2 + 1 + TSE_AID_MAX + 3];
+    size_t il = 0;
+    inst[il++] = 0x80;
+    inst[il++] = 0xE6;
+    inst[il++] = 0x20;
+    inst[il++] = 0x00;
+    inst[il++] = (uint8_t)(2 + 1 + alen + 3);
+    inst[il++] = 0x00;
+    inst[il++] = 0x00;
+    inst[il++] = (uint8_t)alen;
+    memcpy(inst + il, aid, (size_t)alen);
+    il += (size_t)alen;
+    inst[il++] = 0x00;
+    inst[il++] = 0x00;
+    inst[il++] = 0x00;
+    if (perso_send(&pc, inst, il, "INSTALL [for personalization]"))
+        return 1;
+    struct tse_wallet_perso p;
+    int rc = tse_wallet_perso_test(&p, issuer, asn);
+    if (!rc)
+        rc = tse_wallet_perso_store_data(&p, perso_encrypt, &pc, perso_emit, &pc);
+    memset(&p, 0, sizeof(p)); /* test keys, but keys all the same */
+    if (pc.failed)
+        return 1;
+    if (rc)
+        return fail(s, l, "wallet personalise: %s", tse_strerror(rc));
+    if (s->output)
+        fprintf(s->out, "purse personalised through its security domain (test keys)\n");
+    return 0;
+}
+
 static int cmd_wallet(struct tse_script *s, const struct loc *l, const char *rest)
 {
     const char *w, *a, *b;
@@ -1969,9 +2091,11 @@ static int cmd_wallet(struct tse_script *s, const struct loc *l, const char *res
     if (!next_word(&rest, &w, &n))
         return fail(s, l,
                     "wallet: expected select, balance, load, purchase, entry, exit, log, "
-                    "time or pin");
+                    "time, pin or personalise");
     if (!s->ops->transmit)
         return unsupported(s, l, "wallet");
+    if (kw(w, n, "personalise") || kw(w, n, "personalize"))
+        return wallet_personalise(s, l, rest);
     if (wallet_ready(s, l))
         return 1;
     struct tse_wallet_term *t = s->wterm;
