@@ -507,7 +507,7 @@ static int key_keyset(struct parser *ps, const char *k, const char *v)
         return fail(ps, "unknown key '%s' in [keyset]", k);
     }
     uint8_t key[32];
-    size_t len;
+    size_t len = 0; /* set by hexval_fixed on success; -O3 cannot see it */
     if ((rc = hexval_fixed(ps, k, v, key, sizeof(key), &len, 16, 32)))
         return rc;
     if (len != 16 && len != 24 && len != 32)
