@@ -5,11 +5,11 @@
  * only, so every challenge the card draws repeats from one run to the next. Bytes queued
  * with tse_card_queue_random() are returned first, to replay a recorded session.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
-
-#include <mbedtls/entropy.h>
 
 #include "cos/card_internal.h"
 
@@ -17,6 +17,25 @@ struct seed_src {
     const uint8_t *seed;
     size_t len;
 };
+
+/* Entropy callback of normal mode: the kernel's random source (getrandom(2)). Mbed TLS's
+ * own entropy collector would do the same plus, in Debian's build, a HAVEGE state of several
+ * kilobytes to initialise: that made up most of the cost of opening a card image. */
+static int os_entropy(void *p, unsigned char *out, size_t len)
+{
+    (void)p;
+    while (len) {
+        ssize_t n = getrandom(out, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+        }
+        out += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
 
 /* Entropy callback of deterministic mode: the profile seed, repeated as often as asked. */
 static int seed_entropy(void *p, unsigned char *out, size_t len)
@@ -38,16 +57,10 @@ int tse_rng_init(struct tse_card *card)
         /* Never reseed from the (now gone) seed source behind our back. */
         mbedtls_ctr_drbg_set_reseed_interval(&card->drbg, INT32_MAX);
     } else {
-        mbedtls_entropy_context *ent = malloc(sizeof(*ent));
-        if (!ent)
-            return TSE_ERR_NO_MEMORY;
-        mbedtls_entropy_init(ent);
-        rc = mbedtls_ctr_drbg_seed(&card->drbg, mbedtls_entropy_func, ent, pers, sizeof(pers) - 1);
-        /* Prediction resistance is not needed for an emulator; keep the DRBG self-contained
-         * so the entropy context can go. */
+        rc = mbedtls_ctr_drbg_seed(&card->drbg, os_entropy, NULL, pers, sizeof(pers) - 1);
+        /* Prediction resistance is not needed for an emulator; the DRBG stays self-contained
+         * (no entropy source is called again). */
         mbedtls_ctr_drbg_set_reseed_interval(&card->drbg, INT32_MAX);
-        mbedtls_entropy_free(ent);
-        free(ent);
     }
     card->drbg.p_entropy = NULL;
     card->drbg.f_entropy = NULL;
