@@ -119,9 +119,24 @@ int tse_card_cl_params(struct tse_card *card, struct tse_cl_params *p);
  * @retval TSE_ERR_BUFFER_TOO_SMALL rcap < 2 or too small for the response (the command has
  *         been executed; the response is lost)
  * @retval TSE_ERR_INVALID_ARG NULL pointers or a bad interface
+ * @retval TSE_ERR_NO_MEMORY the response buffer (allocated at the first command after the
+ *         card was powered) could not be allocated; the command was not executed
+ * @retval TSE_ERR_IO a store write could not reopen the image (after
+ *         tse_card_close_files()); the applet saw the failure as for any write error
  */
 int tse_card_transmit(struct tse_card *card, enum tse_iface iface, const uint8_t *capdu,
                       size_t clen, uint8_t *rapdu, size_t rcap, size_t *rlen);
+
+/**
+ * Close the card image's file descriptor. The card stays fully usable: the next persistent
+ * write opens the image again by the path it was opened with (so the image must not be
+ * renamed meanwhile). Nothing is flushed or lost: every committed write is already in the
+ * image. For processes that keep many idle cards in memory (struct tse_farm, include/tse/farm.h
+ * does this for its cards), so that an idle card holds no descriptor.
+ * @retval 0 success (also when no descriptor was open)
+ * @retval TSE_ERR_INVALID_ARG card is NULL
+ */
+int tse_card_close_files(struct tse_card *card);
 
 /* ---- Test and replay controls ---------------------------------------------------------- */
 

@@ -33,9 +33,7 @@ static struct tse_card *card_alloc(void)
     struct tse_card *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->rbuf = malloc(TSE_APDU_MAX_NE);
-    if (!c->rbuf || pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c->rbuf);
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c);
         return NULL;
     }
@@ -60,9 +58,13 @@ static void iface_reset(struct tse_card *c, int iface)
         chan_reset(&f->ch[i]);
     tse_rt_ram_free(c, iface);
     f->powered = false;
-    /* a card with neither interface powered has lost its RAM: the volatile priority too */
-    if (!c->ifs[TSE_IF_CONTACT].powered && !c->ifs[TSE_IF_CONTACTLESS].powered)
+    /* a card with neither interface powered has lost its RAM: the volatile priority too,
+     * and the response buffer goes back to the host until an applet answers again */
+    if (!c->ifs[TSE_IF_CONTACT].powered && !c->ifs[TSE_IF_CONTACTLESS].powered) {
         c->cl_volatile = 0;
+        free(c->rbuf);
+        c->rbuf = NULL;
+    }
 }
 
 void tse_card_free(struct tse_card *card)
@@ -405,7 +407,7 @@ static void deselect(struct tse_card *c, int iface, uint8_t chn)
     int idx = ch->sel;
     if (idx < 0)
         return;
-    struct tse_instance *in = &c->inst[idx];
+    struct tse_instance *in = tse_rt_inst(c, idx);
     if (in->mod->ops->deselect) {
         struct tse_ctx ctx;
         tse_rt_ctx(c, idx, iface, chn, &ctx);
@@ -420,7 +422,7 @@ static void deselect(struct tse_card *c, int iface, uint8_t chn)
 /* Make instance idx the selection of a channel. Returns a status word. */
 static uint16_t select_on(struct tse_card *c, int iface, uint8_t chn, int idx)
 {
-    struct tse_instance *in = &c->inst[idx];
+    struct tse_instance *in = tse_rt_inst(c, idx);
     if (!(in->mod->flags & TSE_MODULE_MULTISELECTABLE) && selected_elsewhere(c, iface, chn, idx))
         return SW_CONDITIONS_NOT_SATISFIED;
     deselect(c, iface, chn);
@@ -443,13 +445,13 @@ static uint16_t select_on(struct tse_card *c, int iface, uint8_t chn, int idx)
  * TERMINATED only the ISD (GlobalPlatform card life cycle). */
 bool tse_card_can_select(const struct tse_card *c, size_t i, int iface)
 {
-    if (!tse_rt_selectable(&c->inst[i]) || !tse_crs_reachable(&c->inst[i], iface))
+    if (!tse_rt_selectable(tse_rt_inst(c, i)) || !tse_crs_reachable(tse_rt_inst(c, i), iface))
         return false;
     uint8_t lc = tse_rt_card_life_cycle(c);
-    if (lc == TSE_LC_CARD_LOCKED && (c->inst[i].priv[1] & 0x02u))
+    if (lc == TSE_LC_CARD_LOCKED && (tse_rt_inst(c, i)->priv[1] & 0x02u))
         return true;
     if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)
-        return tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid);
+        return tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid);
     return true;
 }
 
@@ -468,12 +470,13 @@ static int default_app(const struct tse_card *c, int iface)
     /* an application given the Card Reset privilege by the card manager is the contact
      * interface's default application, ahead of the profile's choice */
     for (size_t i = 0; iface == TSE_IF_CONTACT && !restricted && i < c->n_inst; i++)
-        if ((c->inst[i].priv[0] & 0x04u) && !tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid) &&
+        if ((tse_rt_inst(c, i)->priv[0] & 0x04u) &&
+            !tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid) &&
             tse_card_can_select(c, i, iface))
             return (int)i;
     for (size_t i = 0; i < c->n_inst; i++) {
-        bool isd = tse_aid_equal(&c->inst[i].aid, &c->prof.isd_aid);
-        bool mine = iface == TSE_IF_CONTACT ? (c->inst[i].default_on & 1u) != 0 : isd;
+        bool isd = tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid);
+        bool mine = iface == TSE_IF_CONTACT ? (tse_rt_inst(c, i)->default_on & 1u) != 0 : isd;
         if ((mine || (restricted && isd)) && tse_card_can_select(c, i, iface))
             return (int)i;
     }
@@ -635,7 +638,9 @@ static int run_applet(struct tse_card *c, int iface, uint8_t chn, const struct t
     struct tse_chan *ch = &c->ifs[iface].ch[chn];
     if (ch->sel < 0)
         return emit_sw(o, a->ins == INS_SELECT ? SW_FILE_NOT_FOUND : SW_INS_NOT_SUPPORTED);
-    struct tse_instance *in = &c->inst[ch->sel];
+    if (!c->rbuf && !(c->rbuf = malloc(TSE_APDU_MAX_NE)))
+        return TSE_ERR_NO_MEMORY;
+    struct tse_instance *in = tse_rt_inst(c, ch->sel);
     struct tse_ctx ctx;
     tse_rt_ctx(c, ch->sel, iface, chn, &ctx);
     struct tse_response rsp = {c->rbuf, 0, TSE_APDU_MAX_NE, false};
@@ -671,14 +676,14 @@ static int select_df_name(struct tse_card *c, int iface, uint8_t chn, const stru
             for (size_t k = 0; k < n; k++)
                 order[k] = (int)k;
         if (occ == 0x02 && ch->sel >= 0 &&
-            tse_aid_has_prefix(&c->inst[ch->sel].aid, a->data, a->lc))
+            tse_aid_has_prefix(&tse_rt_inst(c, ch->sel)->aid, a->data, a->lc))
             for (size_t k = 0; k < n; k++)
                 if (order[k] == ch->sel)
                     start = k + 1;
         for (size_t k = start; k < n; k++) {
             size_t i = (size_t)order[k];
             if (tse_card_can_select(c, i, iface) &&
-                tse_aid_has_prefix(&c->inst[i].aid, a->data, a->lc)) {
+                tse_aid_has_prefix(&tse_rt_inst(c, i)->aid, a->data, a->lc)) {
                 idx = (int)i;
                 break;
             }
@@ -878,6 +883,16 @@ int tse_card_tear_at(struct tse_card *card, unsigned long n)
         tse_store_tear_at(card->store, n);
     pthread_mutex_unlock(&card->lock);
     return rc;
+}
+
+int tse_card_close_files(struct tse_card *card)
+{
+    if (!card)
+        return TSE_ERR_INVALID_ARG;
+    pthread_mutex_lock(&card->lock);
+    tse_store_close_fd(card->store);
+    pthread_mutex_unlock(&card->lock);
+    return 0;
 }
 
 unsigned long tse_card_store_writes(struct tse_card *card)

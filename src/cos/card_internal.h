@@ -84,6 +84,9 @@ struct tse_iface_state {
     size_t n_ram, ram_used;
 };
 
+/* Instances per block of the instance table (struct tse_card.inst_blk). */
+#define TSE_INST_BLOCK 8u
+
 struct tse_ctx {
     struct tse_card *card;
     struct tse_instance *inst;
@@ -100,7 +103,11 @@ struct tse_card {
     unsigned atr_protocols;
     bool need_reload; /* a power cut happened: memory must be re-read from the image */
     struct tse_iface_state ifs[TSE_IF_COUNT];
-    struct tse_instance *inst;
+    /* The instance table, in blocks allocated as instances are added: entries never move
+     * while the card lives (callbacks hold pointers to their context's instance while the
+     * card manager installs others), and a card with four instances pays for one block, not
+     * for the registry's 256 slots. Reach entries with tse_rt_inst(). */
+    struct tse_instance *inst_blk[SYS_MAX_INSTANCES / TSE_INST_BLOCK];
     size_t n_inst;
     int call_depth;
     struct tse_ctx *txn_owner; /* context that opened the store transaction */
@@ -114,11 +121,17 @@ struct tse_card {
     bool drbg_ready;
     uint8_t *rnd_queue;
     size_t rnd_len, rnd_off;
-    /* scratch */
-    uint8_t *rbuf; /* response data, TSE_APDU_MAX_NE */
+    /* scratch: response data (TSE_APDU_MAX_NE bytes), allocated when an applet first answers
+     * and freed when both interfaces are off, so an idle card does not keep 64 KiB */
+    uint8_t *rbuf;
 };
 
 /* runtime.c */
+/* Entry i (< n_inst) of the instance table. */
+static inline struct tse_instance *tse_rt_inst(const struct tse_card *card, size_t i)
+{
+    return &card->inst_blk[i / TSE_INST_BLOCK][i % TSE_INST_BLOCK];
+}
 int tse_rt_load(struct tse_card *card, char *err, size_t errlen);
 void tse_rt_unload(struct tse_card *card);
 int tse_rt_find(const struct tse_card *card, const struct tse_aid *aid);

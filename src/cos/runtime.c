@@ -115,19 +115,24 @@ static int rec_decode(const uint8_t *r, size_t len, struct tse_instance *in)
     return 0;
 }
 
-/* The instance table has its full size from the start and never moves: callbacks hold
- * pointers into it (their context's instance) while the card manager installs others. */
+/* Room for one more instance: entries never move (callbacks hold pointers into the table
+ * while the card manager installs others), so the table grows by whole blocks. */
 static int reserve(struct tse_card *card)
 {
-    if (!card->inst)
-        card->inst = calloc(SYS_MAX_INSTANCES, sizeof(*card->inst));
-    return card->inst ? 0 : TSE_ERR_NO_MEMORY;
+    size_t b = card->n_inst / TSE_INST_BLOCK;
+    if (b >= SYS_MAX_INSTANCES / TSE_INST_BLOCK)
+        return TSE_ERR_NO_SPACE;
+    if (!card->inst_blk[b])
+        card->inst_blk[b] = calloc(TSE_INST_BLOCK, sizeof(struct tse_instance));
+    return card->inst_blk[b] ? 0 : TSE_ERR_NO_MEMORY;
 }
 
 void tse_rt_unload(struct tse_card *card)
 {
-    free(card->inst);
-    card->inst = NULL;
+    for (size_t b = 0; b < SYS_MAX_INSTANCES / TSE_INST_BLOCK; b++) {
+        free(card->inst_blk[b]);
+        card->inst_blk[b] = NULL;
+    }
     card->n_inst = 0;
 }
 
@@ -161,7 +166,7 @@ int tse_rt_load(struct tse_card *card, char *err, size_t errlen)
         }
         if (reserve(card) != 0)
             return TSE_ERR_NO_MEMORY;
-        card->inst[card->n_inst++] = in;
+        *tse_rt_inst(card, card->n_inst++) = in;
     }
     return 0;
 }
@@ -169,7 +174,7 @@ int tse_rt_load(struct tse_card *card, char *err, size_t errlen)
 int tse_rt_find(const struct tse_card *card, const struct tse_aid *aid)
 {
     for (size_t i = 0; i < card->n_inst; i++)
-        if (tse_aid_equal(&card->inst[i].aid, aid))
+        if (tse_aid_equal(&tse_rt_inst(card, i)->aid, aid))
             return (int)i;
     return -1;
 }
@@ -183,7 +188,7 @@ void tse_rt_ctx(struct tse_card *card, int idx, int iface, uint8_t channel, stru
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->card = card;
-    ctx->inst = &card->inst[idx];
+    ctx->inst = tse_rt_inst(card, idx);
     ctx->iface = iface;
     ctx->channel = channel;
 }
@@ -252,10 +257,10 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
     memcpy(in.cl, o->cl, sizeof(in.cl));
     if (in.ctx_id == 0)
         return TSE_ERR_CORRUPT;
-    if (reserve(card) != 0)
-        return TSE_ERR_NO_MEMORY;
-
-    int rc = tse_store_begin(card->store);
+    int rc = reserve(card);
+    if (rc)
+        return rc;
+    rc = tse_store_begin(card->store);
     if (rc)
         return rc;
     uint8_t rec[INST_REC_LEN], next[4];
@@ -267,7 +272,7 @@ int tse_rt_install(struct tse_card *card, const struct tse_aid *pkg, const struc
     if (!rc)
         rc = tse_store_write(card->store, 0, SYS_OBJ_META, META_NEXT_CTX, next, 4);
     if (!rc) {
-        card->inst[card->n_inst++] = in;
+        *tse_rt_inst(card, card->n_inst++) = in;
         *sw = SW_NO_ERROR;
         if (md->ops->install) {
             struct tse_ctx ctx;
@@ -464,7 +469,7 @@ int tse_rt_delete(struct tse_card *card, const struct tse_aid *aids, size_t n)
             rc = id ? tse_store_delete(card->store, 0, id) : 0; /* listed twice: gone already */
             continue;
         }
-        struct tse_instance *in = &card->inst[idx];
+        struct tse_instance *in = tse_rt_inst(card, idx);
         if (in->mod->ops->uninstall) {
             struct tse_ctx ctx;
             tse_rt_ctx(card, idx, TSE_IF_CONTACT, 0, &ctx);
@@ -488,15 +493,15 @@ int tse_rt_delete(struct tse_card *card, const struct tse_aid *aids, size_t n)
         int idx = tse_rt_find(card, &aids[k]);
         if (idx < 0)
             continue;
-        uint32_t ctx_id = card->inst[idx].ctx_id;
+        uint32_t ctx_id = tse_rt_inst(card, idx)->ctx_id;
         for (int f = 0; f < TSE_IF_COUNT; f++) {
             tse_rt_ram_clear(card, f, ctx_id, 0);
             for (int c = 0; c < TSE_MAX_CHANNELS; c++)
                 if (card->ifs[f].ch[c].sel > idx)
                     card->ifs[f].ch[c].sel--;
         }
-        memmove(&card->inst[idx], &card->inst[idx + 1],
-                (card->n_inst - (size_t)idx - 1) * sizeof(*card->inst));
+        for (size_t j = (size_t)idx; j + 1 < card->n_inst; j++)
+            *tse_rt_inst(card, j) = *tse_rt_inst(card, j + 1);
         card->n_inst--;
     }
     return 0;
@@ -511,7 +516,7 @@ int tse_rt_uninstall(struct tse_card *card, const struct tse_aid *aid)
 
 int tse_rt_set_state(struct tse_card *card, int idx, uint8_t state)
 {
-    struct tse_instance *in = &card->inst[idx];
+    struct tse_instance *in = tse_rt_inst(card, idx);
     uint8_t old = in->state;
     in->state = state;
     uint8_t rec[INST_REC_LEN];
@@ -526,7 +531,7 @@ int tse_rt_personalize(struct tse_card *card, int idx, int iface, uint8_t channe
                        struct tse_scp_session *s, const struct tse_apdu *a,
                        struct tse_response *rsp, uint16_t *sw)
 {
-    const struct tse_applet_ops *ops = card->inst[idx].mod->ops;
+    const struct tse_applet_ops *ops = tse_rt_inst(card, idx)->mod->ops;
     if (!ops->personalize)
         return TSE_ERR_NOT_FOUND;
     struct tse_ctx ctx;
@@ -542,7 +547,7 @@ int tse_rt_personalize(struct tse_card *card, int idx, int iface, uint8_t channe
 
 int tse_rt_save(struct tse_card *card, int idx)
 {
-    struct tse_instance *in = &card->inst[idx];
+    struct tse_instance *in = tse_rt_inst(card, idx);
     size_t len;
     if (tse_store_get(card->store, 0, in->rec_id, NULL, &len) != 0)
         return TSE_ERR_CORRUPT;
@@ -555,7 +560,7 @@ int tse_rt_save(struct tse_card *card, int idx)
 
 int tse_rt_set_cl(struct tse_card *card, int idx, const uint8_t cl[16])
 {
-    struct tse_instance *in = &card->inst[idx];
+    struct tse_instance *in = tse_rt_inst(card, idx);
     size_t len;
     if (tse_store_get(card->store, 0, in->rec_id, NULL, &len) != 0)
         return TSE_ERR_CORRUPT;
@@ -853,7 +858,7 @@ int tse_ctx_call_service(struct tse_ctx *ctx, const struct tse_aid *server, uint
     int idx = tse_rt_find(card, server);
     if (idx < 0)
         return TSE_ERR_NOT_FOUND;
-    struct tse_instance *si = &card->inst[idx];
+    struct tse_instance *si = tse_rt_inst(card, idx);
     if (!si->mod->ops->service || !tse_rt_selectable(si))
         return TSE_ERR_DENIED;
     if (card->call_depth >= MAX_CALL_DEPTH)

@@ -252,6 +252,15 @@ static int write_all(int fd, const uint8_t *b, size_t len, off_t at)
     return 0;
 }
 
+/* The image descriptor, opened again by path when tse_store_close_fd() released it. */
+static int store_fd(struct tse_store *s)
+{
+    if (s->fd >= 0)
+        return 0;
+    s->fd = open(s->path, O_RDWR | O_CLOEXEC);
+    return s->fd < 0 ? TSE_ERR_IO : 0;
+}
+
 /* Count one store write; returns true when the armed power cut fires on it. */
 static bool tear_fires(struct tse_store *s)
 {
@@ -270,13 +279,15 @@ static int append(struct tse_store *s, uint8_t type, uint8_t flags, uint32_t own
 {
     if (s->torn)
         return TSE_ERR_TORN;
+    int rc = store_fd(s);
+    if (rc)
+        return rc;
     uint8_t stackbuf[256];
     size_t total = REC_HDR + (size_t)len + REC_TRAILER;
     uint8_t *buf = total <= sizeof(stackbuf) ? stackbuf : malloc(total);
     if (!buf)
         return TSE_ERR_NO_MEMORY;
     rec_encode(buf, type, flags, s->txid, owner, id, off, payload, len);
-    int rc;
     if (tear_fires(s)) {
         /* The power fails half-way through the append: leave a torn record behind. */
         (void)write_all(s->fd, buf, total / 2, (off_t)s->end);
@@ -579,7 +590,8 @@ static int compact(struct tse_store *s)
     }
     if (s->cfg.fsync)
         rc = fsync_dir(s->path);
-    close(s->fd);
+    if (s->fd >= 0)
+        close(s->fd);
     s->fd = fd;
     s->end = len;
     s->snap_end = len;
@@ -715,6 +727,14 @@ int tse_store_reload(struct tse_store *s, char *err, size_t errlen)
         free(tmp);
     }
     return rc;
+}
+
+void tse_store_close_fd(struct tse_store *s)
+{
+    if (s && s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
 }
 
 void tse_store_close(struct tse_store *s)

@@ -39,6 +39,9 @@ int tse_store_open(struct tse_store **out, const char *path, char *err, size_t e
 /* Set capacity limits and durability (after reading the profile kept in the image). */
 void tse_store_configure(struct tse_store *s, const struct tse_store_cfg *cfg);
 void tse_store_close(struct tse_store *s);
+/* Close the image's descriptor; the next write (or reload) opens the image again by its
+ * path. Nothing is lost: every record written is already in the file. */
+void tse_store_close_fd(struct tse_store *s);
 /* After a power cut: forget memory, re-read the image (truncating the torn tail). */
 int tse_store_reload(struct tse_store *s, char *err, size_t errlen);
 

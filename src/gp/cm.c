@@ -83,7 +83,7 @@ static bool under(const struct tse_card *card, const struct tse_aid *sd, const s
         int i = tse_rt_find(card, sd);
         if (i < 0)
             return false;
-        sd = assoc_of(card, &card->inst[i]);
+        sd = assoc_of(card, tse_rt_inst(card, i));
     }
     return false;
 }
@@ -225,7 +225,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
         int i = n ? -1 : tse_rt_find(card, &card->prof.isd_aid);
         if (i < 0)
             return false;
-        const struct tse_instance *in = &card->inst[i];
+        const struct tse_instance *in = tse_rt_inst(card, i);
         e->aid = in->aid.b;
         e->aid_len = in->aid.len;
         e->life_cycle = tse_rt_card_life_cycle(card);
@@ -240,7 +240,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
     if (p1 == 0x40) {
         size_t k = 0;
         for (size_t i = 0; i < card->n_inst; i++) {
-            const struct tse_instance *in = &card->inst[i];
+            const struct tse_instance *in = tse_rt_inst(card, i);
             if (tse_aid_equal(&in->aid, &card->prof.isd_aid))
                 continue;
             if (k++ != n)
@@ -473,7 +473,7 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
         return SW_CONDITIONS_NOT_SATISFIED; /* the ISD's state is the card's: use P1 80 */
     if (tse_rt_card_life_cycle(card) == TSE_LC_CARD_LOCKED)
         return SW_CONDITIONS_NOT_SATISFIED;
-    struct tse_instance *in = &card->inst[idx];
+    struct tse_instance *in = tse_rt_inst(card, idx);
     if (!authority(ctx, assoc_of(card, in), PRIV1_GLOBAL_LOCK))
         return SW_CONDITIONS_NOT_SATISFIED;
     uint16_t sw;
@@ -492,10 +492,10 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
         return SW_CONDITIONS_NOT_SATISFIED;
     uint8_t saved[SYS_MAX_INSTANCES];
     for (size_t i = 0; i < card->n_inst; i++)
-        saved[i] = card->inst[i].state;
+        saved[i] = tse_rt_inst(card, i)->state;
     int rc = tse_store_begin(card->store);
     for (size_t i = 0; !rc && i < card->n_inst; i++) {
-        struct tse_instance *x = &card->inst[i];
+        struct tse_instance *x = tse_rt_inst(card, i);
         if ((int)i != idx && !under(card, assoc_of(card, x), &target))
             continue;
         uint8_t st =
@@ -508,7 +508,7 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
     if (rc) {
         tse_store_abort(card->store);
         for (size_t i = 0; i < card->n_inst; i++)
-            card->inst[i].state = saved[i];
+            tse_rt_inst(card, i)->state = saved[i];
     }
     return tse_sw_from_err(rc);
 }
@@ -592,7 +592,8 @@ static uint16_t done(struct tse_ctx *ctx, struct tse_response *rsp, const struct
     struct tse_card *card = ctx->card;
     const struct tse_profile *p = &card->prof;
     int isd = tse_rt_find(card, &p->isd_aid);
-    if (!st || !st->dm_now || !p->receipt_key_len || isd < 0 || !(card->inst[isd].priv[2] & 0x80))
+    if (!st || !st->dm_now || !p->receipt_key_len || isd < 0 ||
+        !(tse_rt_inst(card, isd)->priv[2] & 0x80))
         return confirm(rsp);
     uint64_t counter;
     if (tse_ctx_counter_get(ctx, "dm_confirmation", &counter) != 0)
@@ -694,8 +695,8 @@ static size_t ssd_params(const struct tse_card *card, uint8_t scp, uint8_t i, ui
 static int card_reset_holder(const struct tse_card *card, int except)
 {
     for (size_t i = 0; i < card->n_inst; i++)
-        if ((int)i != except && (card->inst[i].priv[0] & PRIV0_CARD_RESET) &&
-            !tse_aid_equal(&card->inst[i].aid, &card->prof.isd_aid))
+        if ((int)i != except && (tse_rt_inst(card, i)->priv[0] & PRIV0_CARD_RESET) &&
+            !tse_aid_equal(&tse_rt_inst(card, i)->aid, &card->prof.isd_aid))
             return (int)i;
     return -1;
 }
@@ -777,9 +778,9 @@ static uint16_t make_selectable(struct tse_ctx *ctx, const struct field *f,
     int idx = tse_rt_find(card, &aid);
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
-    if (!authority(ctx, assoc_of(card, &card->inst[idx]), 0))
+    if (!authority(ctx, assoc_of(card, tse_rt_inst(card, idx)), 0))
         return SW_CONDITIONS_NOT_SATISFIED;
-    if (card->inst[idx].state != APP_STATE_INSTALLED)
+    if (tse_rt_inst(card, idx)->state != APP_STATE_INSTALLED)
         return SW_CONDITIONS_NOT_SATISFIED;
     int rc = tse_rt_set_state(card, idx, APP_STATE_SELECTABLE);
     return rc ? tse_sw_from_err(rc) : done(ctx, rsp, NULL, &aid, NULL);
@@ -794,9 +795,9 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
     if (!aid_field(&f[0], &dest) || f[1].len || !aid_field(&f[2], &obj) || f[3].len)
         return SW_WRONG_DATA;
     int d = tse_rt_find(card, &dest);
-    if (d < 0 || !is_sd(&card->inst[d]))
+    if (d < 0 || !is_sd(tse_rt_inst(card, d)))
         return SW_REFERENCED_DATA_NOT_FOUND;
-    if (!tse_rt_selectable(&card->inst[d]))
+    if (!tse_rt_selectable(tse_rt_inst(card, d)))
         return SW_CONDITIONS_NOT_SATISFIED; /* locked or not yet selectable */
     if (!authority(ctx, &dest, 0))
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -812,7 +813,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
         int rc = tse_rt_elf_set_sd(card, &obj, &dest);
         return rc ? tse_sw_from_err(rc) : done(ctx, rsp, &elf.sd, &obj, &dest);
     }
-    struct tse_instance *in = &card->inst[o];
+    struct tse_instance *in = tse_rt_inst(card, o);
     if (tse_aid_equal(&obj, &card->prof.isd_aid) || tse_aid_equal(&obj, &dest))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
@@ -843,7 +844,7 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
     int idx = tse_rt_find(card, &aid);
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
-    struct tse_instance *in = &card->inst[idx];
+    struct tse_instance *in = tse_rt_inst(card, idx);
     if (tse_aid_equal(&aid, &card->prof.isd_aid))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
@@ -860,7 +861,7 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
     }
     if (f[0].len) {
         int d = tse_rt_find(card, &sd);
-        if (d < 0 || !is_sd(&card->inst[d]))
+        if (d < 0 || !is_sd(tse_rt_inst(card, d)))
             return (*in = saved, SW_REFERENCED_DATA_NOT_FOUND);
         if (!authority(ctx, &sd, 0) || (is_sd(in) && under(card, &sd, &aid)))
             return (*in = saved, SW_CONDITIONS_NOT_SATISFIED);
@@ -890,7 +891,7 @@ static uint16_t for_load(struct tse_ctx *ctx, const struct field *f, struct tse_
             return SW_WRONG_DATA;
     }
     int d = tse_rt_find(card, &sd);
-    if (d < 0 || !is_sd(&card->inst[d]))
+    if (d < 0 || !is_sd(tse_rt_inst(card, d)))
         return SW_REFERENCED_DATA_NOT_FOUND;
     if (!authority(ctx, &sd, 0))
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -920,7 +921,7 @@ static uint16_t for_personalization(struct tse_ctx *ctx, const struct field *f,
     int idx = tse_rt_find(card, &aid);
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
-    const struct tse_instance *in = &card->inst[idx];
+    const struct tse_instance *in = tse_rt_inst(card, idx);
     if (!tse_aid_equal(assoc_of(card, in), &ctx->inst->aid))
         return SW_CONDITIONS_NOT_SATISFIED; /* only the SD the application is associated with */
     if ((in->state & APP_STATE_LOCKED) || !in->mod->ops->personalize)
@@ -1065,7 +1066,7 @@ static bool add_related(struct tse_card *card, const struct tse_aid *aid, struct
                         size_t *n, size_t cap)
 {
     for (size_t i = 0; i < card->n_inst; i++) {
-        const struct tse_instance *in = &card->inst[i];
+        const struct tse_instance *in = tse_rt_inst(card, i);
         if ((tse_aid_equal(&in->package, aid) || under(card, assoc_of(card, in), aid)) &&
             !add_victim(v, n, cap, &in->aid))
             return false;
@@ -1139,9 +1140,9 @@ uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
         int idx = tse_rt_find(card, &aid);
         struct tse_elf e;
         if (idx >= 0) {
-            if (!authority(ctx, assoc_of(card, &card->inst[idx]), PRIV1_GLOBAL_DEL))
+            if (!authority(ctx, assoc_of(card, tse_rt_inst(card, idx)), PRIV1_GLOBAL_DEL))
                 return SW_CONDITIONS_NOT_SATISFIED;
-            if (is_sd(&card->inst[idx]) && has_related(card, &aid) && !related)
+            if (is_sd(tse_rt_inst(card, idx)) && has_related(card, &aid) && !related)
                 return SW_CONDITIONS_NOT_SATISFIED; /* the domain still has content */
         } else if (tse_rt_elf_find(card, &aid, &e) == 0) {
             if (e.rom)
@@ -1229,7 +1230,7 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const
     }
     struct tse_card *card = ctx->card;
     int idx = tse_rt_find(card, &st->target);
-    if (idx < 0 || (card->inst[idx].state & APP_STATE_LOCKED)) {
+    if (idx < 0 || (tse_rt_inst(card, idx)->state & APP_STATE_LOCKED)) {
         st->perso = 0;
         return SW_CONDITIONS_NOT_SATISFIED;
     }

@@ -155,12 +155,12 @@ static size_t sorted(const struct tse_card *card, int *idx, bool with_volatile)
     size_t n = card->n_inst;
     for (size_t k = 0; k < n; k++) {
         int i = (int)k;
-        const struct tse_instance *x = &card->inst[i];
+        const struct tse_instance *x = tse_rt_inst(card, i);
         bool vx = with_volatile && is_volatile(card, x);
         int ox = cl_order(x->cl);
         size_t j = k;
         while (j > 0) {
-            const struct tse_instance *y = &card->inst[idx[j - 1]];
+            const struct tse_instance *y = tse_rt_inst(card, idx[j - 1]);
             bool vy = with_volatile && is_volatile(card, y);
             int oy = cl_order(y->cl);
             bool x_first = vx != vy ? vx : ox < oy; /* equal order: keep installation order */
@@ -191,7 +191,7 @@ int tse_crs_default(const struct tse_card *card)
     int idx[SYS_MAX_INSTANCES];
     size_t n = tse_crs_order(card, idx);
     for (size_t k = 0; k < n; k++)
-        if ((card->inst[idx[k]].default_on & 2u) &&
+        if ((tse_rt_inst(card, idx[k])->default_on & 2u) &&
             tse_card_can_select(card, (size_t)idx[k], TSE_IF_CONTACTLESS))
             return idx[k];
     return -1;
@@ -313,7 +313,7 @@ uint16_t tse_crs_install_params(const struct tse_card *card, const struct tse_ai
     memcpy(me.cl, cl, sizeof(me.cl));
     int last = CL_ORDER_MIN;
     for (size_t i = 0; i < card->n_inst; i++) {
-        const struct tse_instance *o = &card->inst[i];
+        const struct tse_instance *o = tse_rt_inst(card, i);
         if (initial == STATE_ACTIVATED && cl_state(o->cl) == STATE_ACTIVATED && conflict(&me, o))
             initial = STATE_DEACTIVATED;
         if (cl_order(o->cl) > last)
@@ -344,13 +344,13 @@ static uint16_t ppse_fci(struct tse_ctx *ctx, struct tse_response *rsp)
     int order[SYS_MAX_INSTANCES], list[SYS_MAX_INSTANCES];
     size_t n = tse_crs_order(card, order), m = 0;
     for (size_t k = 0; k < n; k++) {
-        const struct tse_instance *in = &card->inst[order[k]];
+        const struct tse_instance *in = tse_rt_inst(card, order[k]);
         if (in == ctx->inst || !cl_listed(in->cl) ||
             !tse_card_can_select(card, (size_t)order[k], TSE_IF_CONTACTLESS))
             continue;
         /* stable insertion by priority indicator */
         size_t j = m++;
-        while (j > 0 && ppse_rank(card->inst[list[j - 1]].cl) > ppse_rank(in->cl)) {
+        while (j > 0 && ppse_rank(tse_rt_inst(card, list[j - 1])->cl) > ppse_rank(in->cl)) {
             list[j] = list[j - 1];
             j--;
         }
@@ -363,7 +363,7 @@ static uint16_t ppse_fci(struct tse_ctx *ctx, struct tse_response *rsp)
     tse_tlv_begin(&w, 0xA5);
     tse_tlv_begin(&w, 0xBF0C);
     for (size_t k = 0; k < m; k++) {
-        const struct tse_instance *in = &card->inst[list[k]];
+        const struct tse_instance *in = tse_rt_inst(card, list[k]);
         struct tse_aid shown;
         ppse_aid(in, &shown);
         tse_tlv_begin(&w, 0x61);
@@ -595,7 +595,7 @@ static uint16_t crs_get_status(struct tse_ctx *ctx, const struct tse_apdu *a,
     int order[SYS_MAX_INSTANCES];
     size_t all = tse_crs_order(card, order), n = 0;
     for (size_t k = 0; k < all; k++)
-        if (!is_isd(card, &card->inst[order[k]]))
+        if (!is_isd(card, tse_rt_inst(card, order[k])))
             order[n++] = order[k];
     if (a->p2 & 0x01) { /* next occurrence */
         if (!q->active)
@@ -608,7 +608,7 @@ static uint16_t crs_get_status(struct tse_ctx *ctx, const struct tse_apdu *a,
         }
         bool found = false, listed = false;
         for (size_t k = 0; k < n; k++) {
-            const struct tse_instance *in = &card->inst[order[k]];
+            const struct tse_instance *in = tse_rt_inst(card, order[k]);
             if (matches(q, in)) {
                 found = true;
                 listed |= !q->has_tags || carries_listed(q, in);
@@ -622,7 +622,7 @@ static uint16_t crs_get_status(struct tse_ctx *ctx, const struct tse_apdu *a,
     size_t cap = STATUS_CHUNK < rsp->cap - rsp->len ? STATUS_CHUNK : rsp->cap - rsp->len;
     size_t used = 0;
     for (size_t k = q->next; k < n; k++) {
-        const struct tse_instance *in = &card->inst[order[k]];
+        const struct tse_instance *in = tse_rt_inst(card, order[k]);
         if (!matches(q, in))
             continue;
         int e = status_entry(q, in, k, rsp->data + rsp->len + used, cap - used);
@@ -656,7 +656,7 @@ static uint16_t apply(struct tse_ctx *ctx, struct change *ch, size_t n)
         return tse_sw_from_err(rc);
     size_t done = 0;
     for (; done < n && !rc; done++) {
-        memcpy(ch[done].old, card->inst[ch[done].idx].cl, 16);
+        memcpy(ch[done].old, tse_rt_inst(card, ch[done].idx)->cl, 16);
         rc = tse_rt_set_cl(card, ch[done].idx, ch[done].cl);
         if (rc)
             break;
@@ -671,7 +671,7 @@ static uint16_t apply(struct tse_ctx *ctx, struct change *ch, size_t n)
     if (rc) {
         tse_ctx_txn_abort(ctx);
         for (size_t i = 0; i < done; i++)
-            memcpy(card->inst[ch[i].idx].cl, ch[i].old, 16);
+            memcpy(tse_rt_inst(card, ch[i].idx)->cl, ch[i].old, 16);
         return rc == TSE_ERR_STATE ? SW_CONDITIONS_NOT_SATISFIED : tse_sw_from_err(rc);
     }
     return SW_NO_ERROR;
@@ -705,7 +705,7 @@ static uint16_t set_availability(struct tse_ctx *ctx, const struct tse_apdu *a,
     int idx = tse_rt_find(card, &aid);
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
-    const struct tse_instance *in = &card->inst[idx];
+    const struct tse_instance *in = tse_rt_inst(card, idx);
     uint8_t cur = cl_state(in->cl);
     if (cur == STATE_NON_ACTIVATABLE)
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -721,7 +721,7 @@ static uint16_t set_availability(struct tse_ctx *ctx, const struct tse_apdu *a,
         tse_tlv_begin(&w, 0xA0);
         bool any = false;
         for (size_t i = 0; i < card->n_inst; i++) {
-            const struct tse_instance *o = &card->inst[i];
+            const struct tse_instance *o = tse_rt_inst(card, i);
             if ((int)i != idx && cl_state(o->cl) == STATE_ACTIVATED && conflict(in, o)) {
                 tse_tlv_put(&w, 0x4F, o->aid.b, o->aid.len);
                 any = true;
@@ -754,21 +754,21 @@ static uint16_t set_priority(struct tse_ctx *ctx, const struct tse_apdu *a)
     if (r == 0 && idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
     if (p2 == P2_VOLATILE) {
-        card->cl_volatile = card->inst[idx].ctx_id;
+        card->cl_volatile = tse_rt_inst(card, idx)->ctx_id;
         return SW_NO_ERROR;
     }
     if (p2 == P2_VOLATILE_OFF) {
-        if (idx < 0 || card->cl_volatile == card->inst[idx].ctx_id)
+        if (idx < 0 || card->cl_volatile == tse_rt_inst(card, idx)->ctx_id)
             card->cl_volatile = 0;
         return SW_NO_ERROR;
     }
     bool top = p2 == P2_HIGHEST;
-    int own = cl_order(card->inst[idx].cl), edge = top ? CL_ORDER_MAX : CL_ORDER_MIN;
+    int own = cl_order(tse_rt_inst(card, idx)->cl), edge = top ? CL_ORDER_MAX : CL_ORDER_MIN;
     bool already = true;
     for (size_t i = 0; i < card->n_inst; i++) {
         if ((int)i == idx)
             continue;
-        int o = cl_order(card->inst[i].cl);
+        int o = cl_order(tse_rt_inst(card, i)->cl);
         if (top ? o <= own : o >= own)
             already = false;
         if (top ? o < edge : o > edge)
@@ -789,7 +789,7 @@ static uint16_t set_priority(struct tse_ctx *ctx, const struct tse_apdu *a)
         for (size_t k = 0; k < cnt; k++) {
             int i = idx_sorted[k];
             ch[n].idx = i;
-            memcpy(ch[n].cl, card->inst[i].cl, 16);
+            memcpy(ch[n].cl, tse_rt_inst(card, i)->cl, 16);
             cl_set_order(ch[n].cl, base + (int)k);
             if (i != idx)
                 n++;
@@ -797,7 +797,7 @@ static uint16_t set_priority(struct tse_ctx *ctx, const struct tse_apdu *a)
         edge = top ? base : base + (int)cnt - 1;
     }
     ch[n].idx = idx;
-    memcpy(ch[n].cl, card->inst[idx].cl, 16);
+    memcpy(ch[n].cl, tse_rt_inst(card, idx)->cl, 16);
     cl_set_order(ch[n].cl, top ? edge - 1 : edge + 1);
     n++;
     uint16_t sw = apply(ctx, ch, n);

@@ -234,7 +234,7 @@ static void set_order(struct tse_card *c, const char *aid, int order)
     int idx = tse_rt_find(c, &a);
     assert_true(idx >= 0);
     uint8_t cl[16];
-    memcpy(cl, c->inst[idx].cl, 16);
+    memcpy(cl, tse_rt_inst(c, idx)->cl, 16);
     unsigned u = (unsigned)(order < 0 ? order + 0x10000 : order);
     cl[1] = (uint8_t)(u >> 8);
     cl[2] = (uint8_t)u;

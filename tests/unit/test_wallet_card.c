@@ -405,8 +405,8 @@ static void test_limits(void **state)
     /* counters at FFFF: set them just below through the instance's state object */
     int idx = wt_index(c, W_AID_BJ);
     uint8_t fffe[2] = {0xFF, 0xFE};
-    assert_int_equal(tse_store_write(c->store, c->inst[idx].ctx_id, 0x02, 6, fffe, 2), 0);
-    assert_int_equal(tse_store_write(c->store, c->inst[idx].ctx_id, 0x02, 4, fffe, 2), 0);
+    assert_int_equal(tse_store_write(c->store, tse_rt_inst(c, idx)->ctx_id, 0x02, 6, fffe, 2), 0);
+    assert_int_equal(tse_store_write(c->store, tse_rt_inst(c, idx)->ctx_id, 0x02, 4, fffe, 2), 0);
     struct tse_wallet_result r;
     assert_int_equal(tse_wallet_term_purchase(&w.t, 1, &r), 0);
     assert_int_equal(r.seq, 0xFFFE);
