@@ -2,6 +2,7 @@
 # Thin wrapper over CMake. Every target first installs missing system packages.
 BUILD       ?= build
 CHECK_BUILD ?= build-check
+BENCH_BUILD ?= build-bench
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_RUNS   ?= 500000
 
@@ -30,11 +31,15 @@ check: build
 	@cd $(CHECK_BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; \
 		cd .. && scripts/test-summary.sh $(CHECK_BUILD); exit $$rc
 
-bench: build
-	@scripts/bench.sh $(BUILD)
+# Release build (-O3, no tests) of the library, tse-card and the benchmarks, then every figure
+# of docs/performance.md: a table on stdout, JSON in $(BENCH_BUILD)/bench/bench.json.
+bench: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DTSE_TESTS=OFF -DTSE_FUZZ=OFF >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target tse-bench tse-bench-pcsc tse-card
+	@scripts/bench.sh $(BENCH_BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(CHECK_BUILD)
+	rm -rf $(BUILD) $(CHECK_BUILD) $(BENCH_BUILD)

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tse-bench-pcsc: APDU/s and latency of a short command through pcscd and vpcd to tse-card
- * (run by scripts/bench.sh, which starts pcscd and the card). Usage: tse-bench-pcsc READER N
+ * (run by scripts/bench.sh, which starts pcscd and the card).
+ *
+ *   tse-bench-pcsc [--runs R] [--json FILE] [--name NAME] READER N
+ *
+ * Each of the R runs sends N × `80 24 00 00 10` (an 18-byte response) with SCardTransmit,
+ * T=1, after one SELECT of the diagnostic applet; latency is one SCardTransmit call. The
+ * median, minimum and maximum over the runs of the rate, p50 and p99 are printed and, with
+ * --json, written as one JSON object.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +19,33 @@
 
 #include <PCSC/winscard.h>
 
+#define MAX_RUNS 32
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: tse-bench-pcsc [--runs R] [--json FILE] [--name NAME] READER N\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: tse-bench-pcsc READER N\n");
-        return 2;
+    int runs = 1;
+    const char *json = NULL, *name = "pcsc";
+    int i = 1;
+    for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+        if (!strcmp(argv[i], "--runs"))
+            runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--json"))
+            json = argv[i + 1];
+        else if (!strcmp(argv[i], "--name"))
+            name = argv[i + 1];
+        else
+            return usage();
     }
-    int n = atoi(argv[2]);
+    if (argc - i != 2 || runs < 1 || runs > MAX_RUNS)
+        return usage();
+    const char *reader = argv[i];
+    int n = atoi(argv[i + 1]);
     if (n < 100)
         n = 100;
     SCARDCONTEXT ctx;
@@ -26,9 +53,9 @@ int main(int argc, char **argv)
     DWORD proto;
     LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
     if (rv == SCARD_S_SUCCESS)
-        rv = SCardConnect(ctx, argv[1], SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &h, &proto);
+        rv = SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &h, &proto);
     if (rv != SCARD_S_SUCCESS) {
-        fprintf(stderr, "tse-bench-pcsc: %s: %s\n", argv[1], pcsc_stringify_error(rv));
+        fprintf(stderr, "tse-bench-pcsc: %s: %s\n", reader, pcsc_stringify_error(rv));
         return 1;
     }
     static const BYTE sel[] = {0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x74,
@@ -38,22 +65,48 @@ int main(int argc, char **argv)
     DWORD rl = sizeof(r);
     SCardTransmit(h, SCARD_PCI_T1, sel, sizeof(sel), NULL, r, &rl);
     double *lat = malloc(sizeof(double) * (size_t)n);
-    double t0 = bench_now_us();
-    for (int i = 0; i < n; i++) {
-        double a = bench_now_us();
-        rl = sizeof(r);
-        rv = SCardTransmit(h, SCARD_PCI_T1, cmd, sizeof(cmd), NULL, r, &rl);
-        if (rv != SCARD_S_SUCCESS || rl != 18 || r[16] != 0x90) {
-            fprintf(stderr, "tse-bench-pcsc: exchange %d failed: %s\n", i,
-                    pcsc_stringify_error(rv));
+    double rate[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS];
+    if (!lat)
+        return 1;
+    for (int run = 0; run < runs; run++) {
+        double t0 = bench_now_us();
+        for (int k = 0; k < n; k++) {
+            double a = bench_now_us();
+            rl = sizeof(r);
+            rv = SCardTransmit(h, SCARD_PCI_T1, cmd, sizeof(cmd), NULL, r, &rl);
+            if (rv != SCARD_S_SUCCESS || rl != 18 || r[16] != 0x90) {
+                fprintf(stderr, "tse-bench-pcsc: exchange %d failed: %s\n", k,
+                        pcsc_stringify_error(rv));
+                return 1;
+            }
+            lat[k] = bench_now_us() - a;
+        }
+        rate[run] = n / ((bench_now_us() - t0) / 1e6);
+        p50[run] = bench_percentile(lat, (size_t)n, 50);
+        p99[run] = bench_percentile(lat, (size_t)n, 99);
+    }
+    struct bench_stat sr = bench_stat_of(rate, runs), s50 = bench_stat_of(p50, runs),
+                      s99 = bench_stat_of(p99, runs);
+    printf("%-12s %9.0f APDU/s (%.0f-%.0f)   p50 %7.1f us (%.1f-%.1f)   p99 %7.1f us "
+           "(%.1f-%.1f)   [%d runs x %d]\n",
+           name, sr.med, sr.min, sr.max, s50.med, s50.min, s50.max, s99.med, s99.min, s99.max, runs,
+           n);
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) {
+            perror(json);
             return 1;
         }
-        lat[i] = bench_now_us() - a;
+        fprintf(
+            f,
+            "{\"name\": \"%s\", \"runs\": %d, \"per_run\": %d, \"command\": \"80 24 00 00 10\", "
+            "\"apdu_per_s\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f}, "
+            "\"p50_us\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f}, "
+            "\"p99_us\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f}}",
+            name, runs, n, sr.med, sr.min, sr.max, s50.med, s50.min, s50.max, s99.med, s99.min,
+            s99.max);
+        fclose(f);
     }
-    double total = bench_now_us() - t0;
-    printf("%-34s %9.0f APDU/s   p50 %8.2f us   p99 %8.2f us   (%d exchanges)\n",
-           "PC/SC: pcscd + vpcd + tse-card", n / (total / 1e6),
-           bench_percentile(lat, (size_t)n, 50), bench_percentile(lat, (size_t)n, 99), n);
     free(lat);
     SCardDisconnect(h, SCARD_LEAVE_CARD);
     SCardReleaseContext(ctx);
