@@ -998,13 +998,13 @@ void tse_scp_host_set_diversification(struct tse_scp_session *s, enum tse_scp_di
 
 int tse_pboc_diversify(const uint8_t key[16], const uint8_t d8[8], uint8_t child[16])
 {
-    uint8_t inv[8];
+    /* both halves in one ECB call: one key schedule instead of two (the purse terminal
+     * diversifies two card keys per transaction, and key schedules dominated its profile) */
+    uint8_t d16[16];
+    memcpy(d16, d8, 8);
     for (int k = 0; k < 8; k++)
-        inv[k] = (uint8_t)~d8[k];
-    int rc = tse_des3_ecb(key, true, d8, 8, child);
-    if (!rc)
-        rc = tse_des3_ecb(key, true, inv, 8, child + 8);
-    return rc;
+        d16[8 + k] = (uint8_t)~d8[k];
+    return tse_des3_ecb(key, true, d16, 16, child);
 }
 
 int tse_pboc_diversify2(const uint8_t master[16], const uint8_t first[8], const uint8_t second[8],
