@@ -64,6 +64,9 @@ int tse_store_owner_nth(const struct tse_store *s, uint32_t owner, size_t i, uin
 int tse_store_compact(struct tse_store *s);
 
 int tse_store_begin(struct tse_store *s);
+/* Commit: the transaction's records and its COMMIT record reach the image in one write.
+ * TSE_ERR_TORN: an injected power cut (the image holds the state before the transaction);
+ * another error (TSE_ERR_IO…): nothing was committed and the transaction is rolled back. */
 int tse_store_commit(struct tse_store *s);
 int tse_store_abort(struct tse_store *s);
 bool tse_store_in_txn(const struct tse_store *s);

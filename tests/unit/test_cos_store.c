@@ -309,6 +309,90 @@ static void test_compaction(void **state)
     unlink(path);
 }
 
+/* A transaction's records reach the image in one write, with its COMMIT; a non-atomic write
+ * in the middle takes the records before it along, so the file order is the call order. */
+static void test_commit_batching(void **state)
+{
+    (void)state;
+    char path[512];
+    struct tse_store *s = mk(path, sizeof(path));
+    assert_int_equal(tse_store_create_obj(s, 1, 1, 4), 0);
+    assert_int_equal(tse_store_create_obj(s, 1, 2, 4), 0);
+    assert_int_equal(tse_store_create_obj(s, 1, 3, 4), 0);
+    size_t rec = 24 + 4 + 4; /* a 4-byte WRITE record */
+    size_t size0 = fsize(path);
+    assert_int_equal(tse_store_begin(s), 0);
+    assert_int_equal(put(s, 1, 1, 10), 0);
+    assert_int_equal(put(s, 1, 2, 20), 0);
+    assert_int_equal(fsize(path), size0); /* nothing written yet: nothing would count yet */
+    assert_int_equal(val(s, 1, 2), 20);   /* memory already shows the transaction */
+    uint8_t b[4] = {0, 0, 0, 30};
+    assert_int_equal(tse_store_write_nonatomic(s, 1, 3, 0, b, 4), 0);
+    assert_int_equal(fsize(path), size0 + 3 * rec); /* both pending records, then this one */
+    assert_int_equal(put(s, 1, 1, 11), 0);
+    assert_int_equal(tse_store_commit(s), 0);
+    assert_int_equal(fsize(path), size0 + 4 * rec + 28); /* + the COMMIT record */
+    s = reopen(s, path);
+    assert_int_equal(val(s, 1, 1), 11);
+    assert_int_equal(val(s, 1, 2), 20);
+    assert_int_equal(val(s, 1, 3), 30);
+    /* an abort writes nothing of the transaction (only the ABORT record) */
+    size0 = fsize(path);
+    assert_int_equal(tse_store_begin(s), 0);
+    assert_int_equal(put(s, 1, 1, 99), 0);
+    assert_int_equal(tse_store_abort(s), 0);
+    assert_int_equal(fsize(path), size0 + 28);
+    assert_int_equal(val(s, 1, 1), 11);
+    tse_store_close(s);
+    unlink(path);
+}
+
+/* The descriptor can be released at any time; a write opens the image again. When that
+ * fails, a single write fails cleanly and a transaction rolls back at its commit. */
+static void test_descriptor_release(void **state)
+{
+    (void)state;
+    char path[512], moved[600];
+    struct tse_store *s = mk(path, sizeof(path));
+    assert_int_equal(tse_store_create_obj(s, 1, 1, 4), 0);
+    assert_int_equal(tse_store_create_obj(s, 1, 2, 4), 0);
+    assert_int_equal(put(s, 1, 1, 1), 0);
+    tse_store_close_fd(s);
+    tse_store_close_fd(s); /* twice: no-op */
+    assert_int_equal(put(s, 1, 1, 2), 0);
+    tse_store_close_fd(s);
+    assert_int_equal(tse_store_begin(s), 0);
+    assert_int_equal(put(s, 1, 1, 3), 0);
+    assert_int_equal(put(s, 1, 2, 3), 0);
+    assert_int_equal(tse_store_commit(s), 0);
+    tse_store_close_fd(s);
+    /* the image is gone from its path: no write can reach it */
+    snprintf(moved, sizeof(moved), "%s.moved", path);
+    assert_int_equal(tse_store_begin(s), 0);
+    assert_int_equal(put(s, 1, 1, 7), 0); /* pending, in memory */
+    assert_int_equal(put(s, 1, 2, 7), 0);
+    tse_store_close_fd(s);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(tse_store_commit(s), TSE_ERR_IO); /* the COMMIT cannot be written… */
+    assert_false(tse_store_in_txn(s));                 /* …so the transaction rolled back */
+    assert_int_equal(val(s, 1, 1), 3);
+    assert_int_equal(val(s, 1, 2), 3);
+    assert_int_equal(put(s, 1, 1, 4), TSE_ERR_IO);
+    assert_int_equal(val(s, 1, 1), 3);
+    assert_int_equal(tse_store_begin(s), 0);
+    assert_int_equal(put(s, 1, 1, 5), TSE_ERR_IO); /* the descriptor is needed at once */
+    assert_int_equal(tse_store_commit(s), 0);      /* nothing was logged: nothing to write */
+    assert_false(tse_store_in_txn(s));
+    assert_int_equal(val(s, 1, 1), 3);
+    assert_int_equal(access(path, F_OK), -1); /* never created anew */
+    assert_int_equal(rename(moved, path), 0);
+    s = reopen(s, path);
+    assert_int_equal(val(s, 1, 1), 3);
+    assert_int_equal(val(s, 1, 2), 3);
+    tse_store_close(s);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +403,8 @@ int main(void)
         cmocka_unit_test(test_reload_after_tear),
         cmocka_unit_test(test_corruption_refused),
         cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_commit_batching),
+        cmocka_unit_test(test_descriptor_release),
     };
     return cmocka_run_group_tests_name("cos_store", tests, NULL, NULL);
 }
