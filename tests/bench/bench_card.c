@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -188,13 +189,20 @@ struct gate {
     struct tse_psam psam;
     struct tse_wallet_term t;
     struct tse_wallet_gate g;
+    bool timed;     /* add the time spent inside the card to card_us */
+    double card_us; /* tse_card_transmit() calls only */
 };
 
 static int gate_xmit(void *user, const uint8_t *c, size_t clen, uint8_t *r, size_t rcap,
                      size_t *rlen)
 {
     struct gate *g = user;
-    return tse_card_transmit(g->card, TSE_IF_CONTACTLESS, c, clen, r, rcap, rlen);
+    if (!g->timed)
+        return tse_card_transmit(g->card, TSE_IF_CONTACTLESS, c, clen, r, rcap, rlen);
+    double t0 = bench_now_us();
+    int rc = tse_card_transmit(g->card, TSE_IF_CONTACTLESS, c, clen, r, rcap, rlen);
+    g->card_us += bench_now_us() - t0;
+    return rc;
 }
 
 static void gate_init(struct gate *g, struct tse_card *c)
@@ -321,7 +329,10 @@ static void case_apdu(void)
 
 /* ---- compound exit transactions ------------------------------------------------------------ */
 
-static double exit_run(const char *path, int fsync_on, long n, unsigned long *writes_per_txn)
+/* n exits on a fresh card; returns exits per second. With card_share, the time inside the
+ * card is measured per exchange and *card_share receives its fraction of the total. */
+static double exit_run(const char *path, int fsync_on, long n, unsigned long *writes_per_txn,
+                       double *card_share)
 {
     struct tse_card *c = bench_card(path, fsync_on);
     struct gate g;
@@ -330,10 +341,14 @@ static double exit_run(const char *path, int fsync_on, long n, unsigned long *wr
     gate_load(&g);
     tse_card_power_off(c, TSE_IF_CONTACTLESS);
     unsigned long w0 = tse_card_store_writes(c);
+    g.timed = card_share != NULL;
     double t0 = bench_now_us();
     for (long i = 0; i < n; i++)
         gate_exit(&g);
     double secs = (bench_now_us() - t0) / 1e6;
+    if (card_share)
+        *card_share = g.card_us / (secs * 1e6);
+    g.timed = false;
     if (writes_per_txn)
         *writes_per_txn = (tse_card_store_writes(c) - w0) / (unsigned long)n;
     /* every exit must have been paid */
@@ -349,23 +364,69 @@ static double exit_run(const char *path, int fsync_on, long n, unsigned long *wr
     return (double)n / secs;
 }
 
+struct exit_thread {
+    char path[700];
+    long n;
+    double rate;
+};
+
+static void *exit_thread_main(void *arg)
+{
+    struct exit_thread *t = arg;
+    t->rate = exit_run(t->path, 0, t->n, NULL, NULL);
+    return NULL;
+}
+
 static void case_exit(void)
 {
     char path[600];
     img_path(path, sizeof(path), "exit");
     long n = opt.quick ? 2000 : 20000, nf = opt.quick ? 50 : 300;
-    double v[64];
+    double v[64], share[64], us[64], card_us[64];
     unsigned long w = 0;
     for (int i = 0; i < opt.runs; i++)
-        v[i] = exit_run(path, 0, n, &w);
+        v[i] = exit_run(path, 0, n, &w, NULL);
     char note[400];
     snprintf(note, sizeof(note),
              "one card, one thread: field on, SELECT + 6 APDUs of the exit, PSAM work, field off; "
              "%lu store writes per exit; fsync off (process-crash safe)",
              w);
     add("exit_txn", "compound exit, process-crash-safe commits", "txn/s", v, opt.runs, n, note);
+
+    /* where the time goes: the same runs with every tse_card_transmit() timed */
+    for (int i = 0; i < opt.runs; i++) {
+        double rate = exit_run(path, 0, n, NULL, &share[i]);
+        us[i] = 1e6 / rate;
+        card_us[i] = us[i] * share[i];
+    }
+    add("exit_us", "compound exit, time per transaction", "us", us, opt.runs, n,
+        "1 / rate, in runs where each exchange is also timed (adds ~0.3 us per exit)");
+    add("exit_card_us", "of which inside the card (7 APDUs, power)", "us", card_us, opt.runs, n,
+        "time inside tse_card_transmit(); the rest is the terminal and its PSAM (key "
+        "diversification, MAC1, MAC2 and TAC checks) and the power calls");
+
+    /* both cores: two gates, two cards, two threads */
+    for (int i = 0; i < opt.runs; i++) {
+        struct exit_thread t[2];
+        pthread_t th[2];
+        double t0 = bench_now_us();
+        for (int k = 0; k < 2; k++) {
+            snprintf(t[k].path, sizeof(t[k].path), "%s/exit-thread%d.img", opt.dir, k);
+            t[k].n = n;
+            if (pthread_create(&th[k], NULL, exit_thread_main, &t[k]) != 0)
+                die("pthread_create", strerror(errno));
+        }
+        for (int k = 0; k < 2; k++)
+            pthread_join(th[k], NULL);
+        v[i] = (double)(2 * n) / ((bench_now_us() - t0) / 1e6);
+    }
+    add("exit_txn_2threads", "compound exit, 2 threads on 2 cards (sum)", "txn/s", v, opt.runs,
+        2 * n,
+        "two gates in two threads, each on its own card (created and loaded inside the timed "
+        "span); all exits / wall time; the machine's two cores are shared with other work");
+
     for (int i = 0; i < opt.runs; i++)
-        v[i] = exit_run(path, 1, nf, &w);
+        v[i] = exit_run(path, 1, nf, &w, NULL);
     snprintf(note, sizeof(note),
              "as above with fsync on: fdatasync at every commit point (%lu "
              "store writes per exit)",
@@ -651,6 +712,23 @@ static void case_mem(void)
     long n = opt.quick ? 1000 : opt.mem_cards;
     char dir[700];
     snprintf(dir, sizeof(dir), "%s/mem", opt.farm_dir);
+    /* the same tap on one card, for comparison with the tap rate over many */
+    double one[64];
+    char one_dir[700];
+    snprintf(one_dir, sizeof(one_dir), "%s/one", opt.farm_dir);
+    remove_tree(one_dir);
+    struct tse_farm *f1 = bench_farm(one_dir);
+    long taps = opt.quick ? 20000 : 200000;
+    for (int i = 0; i < opt.runs; i++) {
+        double t0 = bench_now_us();
+        for (long k = 0; k < taps; k++)
+            farm_tap(f1, 0);
+        one[i] = (double)taps / ((bench_now_us() - t0) / 1e6);
+    }
+    tse_farm_free(f1);
+    remove_tree(one_dir);
+    add("tap_rate_1", "taps/s on one card", "taps/s", one, opt.runs, taps,
+        "tap = field on, SELECT purse, GET BALANCE, field off, through the farm by id");
     double create_us = populate(dir, n);
     double idle[64], used[64], evicted[64], tap[64], open_us[64];
     struct scale_report rep;
