@@ -78,6 +78,7 @@ void tse_card_free(struct tse_card *card)
     tse_rt_unload(card);
     tse_store_close(card->store);
     tse_rng_free(card);
+    tse_profile_unshare(card->prof);
     pthread_mutex_destroy(&card->lock);
     free(card->rbuf);
     free(card);
@@ -94,7 +95,7 @@ static void store_cfg(const struct tse_profile *p, const struct tse_card_options
 static void derive(struct tse_card *c)
 {
     c->atr_protocols = 0;
-    tse_atr_check(c->prof.atr, c->prof.atr_len, &c->atr_protocols);
+    tse_atr_check(c->prof->atr, c->prof->atr_len, &c->atr_protocols);
     /* T=1 rules whenever the ATR offers T=1; T=0 rules for a T=0-only contact card. */
     c->ifs[TSE_IF_CONTACT].t0 = !(c->atr_protocols & 2u);
     c->ifs[TSE_IF_CONTACTLESS].t0 = false;
@@ -113,13 +114,13 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
     struct tse_card *c = card_alloc();
     if (!c)
         return TSE_ERR_NO_MEMORY;
-    int rc = tse_profile_parse(&c->prof, text, len, name ? name : "profile", err, errlen);
+    int rc = tse_profile_share(text, len, name ? name : "profile", err, errlen, &c->prof);
     if (rc) {
         tse_card_free(c);
         return rc;
     }
     struct tse_store_cfg cfg;
-    store_cfg(&c->prof, opt, &cfg);
+    store_cfg(c->prof, opt, &cfg);
     rc = tse_store_create(&c->store, path, &cfg, err, errlen);
     if (rc) {
         tse_card_free(c);
@@ -130,7 +131,7 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
      * during creation leaves an empty image that open refuses rather than half a card. */
     uint8_t meta[META_LEN] = {0};
     meta[META_NEXT_CTX + 3] = 1;
-    meta[META_LIFE_CYCLE] = (uint8_t)c->prof.life_cycle;
+    meta[META_LIFE_CYCLE] = (uint8_t)c->prof->life_cycle;
     rc = tse_store_begin(c->store);
     if (!rc)
         rc = tse_store_create_obj(c->store, 0, SYS_OBJ_PROFILE, len);
@@ -140,9 +141,9 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         rc = tse_store_create_obj(c->store, 0, SYS_OBJ_META, META_LEN);
     if (!rc)
         rc = tse_store_write(c->store, 0, SYS_OBJ_META, 0, meta, META_LEN);
-    for (size_t i = 0; !rc && i < c->prof.n_counters; i++) {
+    for (size_t i = 0; !rc && i < c->prof->n_counters; i++) {
         uint8_t b[8];
-        uint64_t v = c->prof.counters[i].value;
+        uint64_t v = c->prof->counters[i].value;
         for (int k = 7; k >= 0; k--, v >>= 8)
             b[k] = (uint8_t)v;
         rc = tse_store_create_obj(c->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)i, 8);
@@ -159,10 +160,10 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         /* The issuer security domain comes first; it is the default application on every
          * interface no profile instance claims. */
         uint8_t params[2048];
-        size_t plen = tse_isd_params(&c->prof, params, sizeof(params));
+        size_t plen = tse_isd_params(c->prof, params, sizeof(params));
         uint8_t claimed = 0;
-        for (size_t i = 0; i < c->prof.n_instances; i++)
-            claimed |= c->prof.instances[i].default_on;
+        for (size_t i = 0; i < c->prof->n_instances; i++)
+            claimed |= c->prof->instances[i].default_on;
         struct tse_aid pkg, mod;
         uint16_t sw;
         tse_aid_set(&pkg, (const uint8_t *)TSE_GP_PACKAGE_AID, 7);
@@ -172,25 +173,25 @@ int tse_card_create(struct tse_card **out, const char *path, const char *text, s
         /* SD, card lock, terminate, reset, CVM; trusted path … final application; receipts */
         struct tse_rt_install_opts o = {.default_on = (uint8_t)(1u & ~claimed),
                                         .priv = {0x9E, 0xFE, 0x80}};
-        rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof.isd_aid, params, plen, &o, &sw)
+        rc = plen ? tse_rt_install(c, &pkg, &mod, &c->prof->isd_aid, params, plen, &o, &sw)
                   : TSE_ERR_INVALID_ARG;
         if (rc && err && errlen)
             snprintf(err, errlen, "%s: cannot install the issuer security domain: %s",
                      name ? name : "profile", tse_strerror(rc));
     }
-    if (!rc && c->prof.cl_registry) {
+    if (!rc && c->prof->cl_registry) {
         rc = tse_crs_install_builtin(c);
         if (rc && err && errlen)
             snprintf(err, errlen, "%s: cannot install the contactless registry service: %s",
                      name ? name : "profile", tse_strerror(rc));
     }
-    for (size_t i = 0; !rc && i < c->prof.n_instances; i++) {
-        const struct tse_profile_instance *pi = &c->prof.instances[i];
+    for (size_t i = 0; !rc && i < c->prof->n_instances; i++) {
+        const struct tse_profile_instance *pi = &c->prof->instances[i];
         uint16_t sw;
         struct tse_rt_install_opts o = {.pquota = pi->persistent_quota,
                                         .tquota = pi->transient_quota,
                                         .default_on = pi->default_on,
-                                        .sd = c->prof.isd_aid};
+                                        .sd = c->prof->isd_aid};
         tse_crs_profile_cl(pi, o.cl);
         rc = tse_rt_install(c, &pi->package, &pi->module, &pi->instance, pi->params, pi->params_len,
                             &o, &sw);
@@ -233,22 +234,28 @@ static int card_load(struct tse_card *c, const struct tse_card_options *opt, cha
         return TSE_ERR_CORRUPT;
     }
     char perr[256] = "";
+    const struct tse_profile *prof;
     int rc =
-        tse_profile_parse(&c->prof, (const char *)text, len, "stored profile", perr, sizeof(perr));
+        tse_profile_share((const char *)text, len, "stored profile", perr, sizeof(perr), &prof);
+    if (rc == TSE_ERR_NO_MEMORY)
+        return rc;
     if (rc) {
         seterr(err, errlen, "card image: %s: %s", perr, "(corrupt image?)");
         return TSE_ERR_CORRUPT;
     }
+    /* cards made from the same profile text share one parsed copy (profile_share.c) */
+    tse_profile_unshare(c->prof);
+    c->prof = prof;
     /* every counter must be there, except dm_confirmation, which images made before it
      * existed lack: it is created at its first use */
-    for (size_t i = 0; i < c->prof.n_counters; i++)
+    for (size_t i = 0; i < c->prof->n_counters; i++)
         if (tse_store_get(c->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)i, NULL, NULL) != 0 &&
-            strcmp(c->prof.counters[i].name, "dm_confirmation") != 0) {
+            strcmp(c->prof->counters[i].name, "dm_confirmation") != 0) {
             seterr(err, errlen, "%s: %s", "card image", "a counter is missing (corrupt image)");
             return TSE_ERR_CORRUPT;
         }
     struct tse_store_cfg cfg;
-    store_cfg(&c->prof, opt, &cfg);
+    store_cfg(c->prof, opt, &cfg);
     tse_store_configure(c->store, &cfg);
     derive(c);
     return tse_rt_load(c, err, errlen);
@@ -277,7 +284,7 @@ int tse_card_open(struct tse_card **out, const char *path, const struct tse_card
 
 const struct tse_profile *tse_card_profile(const struct tse_card *card)
 {
-    return &card->prof;
+    return card->prof;
 }
 
 /* ---- power -------------------------------------------------------------------------------- */
@@ -306,8 +313,8 @@ static int power_up(struct tse_card *c, int iface, uint8_t *out, size_t cap, siz
     int rc = recover(c);
     if (rc)
         return rc;
-    const uint8_t *src = iface == TSE_IF_CONTACT ? c->prof.atr : c->prof.ats;
-    size_t n = iface == TSE_IF_CONTACT ? c->prof.atr_len : c->prof.ats_len;
+    const uint8_t *src = iface == TSE_IF_CONTACT ? c->prof->atr : c->prof->ats;
+    size_t n = iface == TSE_IF_CONTACT ? c->prof->atr_len : c->prof->ats_len;
     if (out_len)
         *out_len = n;
     if (out && cap < n)
@@ -382,12 +389,12 @@ int tse_card_cl_params(struct tse_card *card, struct tse_cl_params *p)
     if (!card || !p)
         return TSE_ERR_INVALID_ARG;
     memset(p, 0, sizeof(*p));
-    memcpy(p->uid, card->prof.uid, card->prof.uid_len);
-    p->uid_len = card->prof.uid_len;
-    memcpy(p->atqa, card->prof.atqa, 2);
-    p->sak = card->prof.sak;
-    memcpy(p->ats, card->prof.ats, card->prof.ats_len);
-    p->ats_len = card->prof.ats_len;
+    memcpy(p->uid, card->prof->uid, card->prof->uid_len);
+    p->uid_len = card->prof->uid_len;
+    memcpy(p->atqa, card->prof->atqa, 2);
+    p->sak = card->prof->sak;
+    memcpy(p->ats, card->prof->ats, card->prof->ats_len);
+    p->ats_len = card->prof->ats_len;
     return 0;
 }
 
@@ -451,7 +458,7 @@ bool tse_card_can_select(const struct tse_card *c, size_t i, int iface)
     if (lc == TSE_LC_CARD_LOCKED && (tse_rt_inst(c, i)->priv[1] & 0x02u))
         return true;
     if (lc == TSE_LC_CARD_LOCKED || lc == TSE_LC_TERMINATED)
-        return tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid);
+        return tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof->isd_aid);
     return true;
 }
 
@@ -471,11 +478,11 @@ static int default_app(const struct tse_card *c, int iface)
      * interface's default application, ahead of the profile's choice */
     for (size_t i = 0; iface == TSE_IF_CONTACT && !restricted && i < c->n_inst; i++)
         if ((tse_rt_inst(c, i)->priv[0] & 0x04u) &&
-            !tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid) &&
+            !tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof->isd_aid) &&
             tse_card_can_select(c, i, iface))
             return (int)i;
     for (size_t i = 0; i < c->n_inst; i++) {
-        bool isd = tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof.isd_aid);
+        bool isd = tse_aid_equal(&tse_rt_inst(c, i)->aid, &c->prof->isd_aid);
         bool mine = iface == TSE_IF_CONTACT ? (tse_rt_inst(c, i)->default_on & 1u) != 0 : isd;
         if ((mine || (restricted && isd)) && tse_card_can_select(c, i, iface))
             return (int)i;
@@ -587,7 +594,7 @@ static uint16_t manage_channel(struct tse_card *c, int iface, uint8_t chn, const
                                uint8_t *newch)
 {
     struct tse_iface_state *f = &c->ifs[iface];
-    uint8_t nch = c->prof.logical_channels;
+    uint8_t nch = c->prof->logical_channels;
     if (a->lc)
         return SW_WRONG_LENGTH;
     if (a->p1 == 0x00) { /* open */
@@ -794,7 +801,7 @@ static int dispatch(struct tse_card *c, int iface, const uint8_t *capdu, size_t 
     struct tse_iface_state *f = &c->ifs[iface];
     uint8_t chn = ci.channel;
     bool implicit_open = false;
-    if (chn >= c->prof.logical_channels)
+    if (chn >= c->prof->logical_channels)
         return emit_sw(o, SW_LOGICAL_CHANNEL_NOT_SUPPORTED);
     if (!f->ch[chn].open) {
         /* ISO 7816-4: SELECT on a closed channel opens it (as from the basic channel). */

@@ -99,7 +99,7 @@ struct tse_ctx {
 struct tse_card {
     pthread_mutex_t lock;
     struct tse_store *store;
-    struct tse_profile prof;
+    const struct tse_profile *prof; /* read-only, shared by cards with the same profile text */
     unsigned atr_protocols;
     bool need_reload; /* a power cut happened: memory must be re-read from the image */
     struct tse_iface_state ifs[TSE_IF_COUNT];

@@ -51,8 +51,8 @@ int tse_rng_init(struct tse_card *card)
     static const unsigned char pers[] = "tse card rng";
     mbedtls_ctr_drbg_init(&card->drbg);
     int rc;
-    if (card->prof.deterministic) {
-        struct seed_src src = {card->prof.seed, card->prof.seed_len};
+    if (card->prof->deterministic) {
+        struct seed_src src = {card->prof->seed, card->prof->seed_len};
         rc = mbedtls_ctr_drbg_seed(&card->drbg, seed_entropy, &src, pers, sizeof(pers) - 1);
         /* Never reseed from the (now gone) seed source behind our back. */
         mbedtls_ctr_drbg_set_reseed_interval(&card->drbg, INT32_MAX);
@@ -104,7 +104,7 @@ int tse_rng_bytes(struct tse_card *card, uint8_t *buf, size_t len)
 
 int64_t tse_clock_now(const struct tse_card *card)
 {
-    if (card->prof.deterministic)
-        return card->prof.clock;
+    if (card->prof->deterministic)
+        return card->prof->clock;
     return (int64_t)time(NULL);
 }

@@ -309,10 +309,10 @@ static bool rom_package(const struct tse_card *card, const struct tse_package_de
                                           .b = {0xA0, 0x00, 0x00, 0x01, 0x51, 0x43, 0x52, 0x53}};
     if (tse_aid_equal(&a, &sd_pkg) || tse_aid_equal(&a, &cl_pkg))
         return true;
-    if (card->prof.rom_all)
+    if (card->prof->rom_all)
         return true;
-    for (size_t i = 0; i < card->prof.n_rom; i++)
-        if (tse_aid_equal(&card->prof.rom[i], &a))
+    for (size_t i = 0; i < card->prof->n_rom; i++)
+        if (tse_aid_equal(&card->prof->rom[i], &a))
             return true;
     return false;
 }
@@ -368,7 +368,7 @@ int tse_rt_elf_nth(const struct tse_card *card, size_t n, struct tse_elf *e)
         if (n-- == 0) {
             memset(e, 0, sizeof(*e));
             tse_aid_set(&e->aid, pd->aid, pd->aid_len);
-            e->sd = card->prof.isd_aid;
+            e->sd = card->prof->isd_aid;
             e->major = pd->version_major;
             e->minor = pd->version_minor;
             e->rom = true;
@@ -724,7 +724,7 @@ int tse_ctx_transient(struct tse_ctx *ctx, uint16_t id, size_t size, enum tse_tr
     if (size == 0)
         return TSE_ERR_NOT_FOUND;
     if ((ctx->inst->tquota && mine + size > ctx->inst->tquota) ||
-        f->ram_used + size > card->prof.transient_memory)
+        f->ram_used + size > card->prof->transient_memory)
         return TSE_ERR_NO_SPACE;
     struct tse_transient *nr = realloc(f->ram, (f->n_ram + 1) * sizeof(*nr));
     if (!nr)
@@ -792,8 +792,8 @@ int64_t tse_ctx_time(const struct tse_ctx *ctx)
 
 int tse_counter_index(const struct tse_card *card, const char *name)
 {
-    for (size_t i = 0; i < card->prof.n_counters; i++)
-        if (!strcmp(card->prof.counters[i].name, name))
+    for (size_t i = 0; i < card->prof->n_counters; i++)
+        if (!strcmp(card->prof->counters[i].name, name))
             return (int)i;
     return -1;
 }
@@ -804,7 +804,7 @@ int tse_counter_read(struct tse_card *card, int idx, uint64_t *v)
     size_t len;
     int rc = tse_store_get(card->store, 0, SYS_OBJ_COUNTER0 + (uint32_t)idx, &b, &len);
     if (rc == TSE_ERR_NOT_FOUND) { /* a counter newer than the image: its initial value */
-        *v = card->prof.counters[idx].value;
+        *v = card->prof->counters[idx].value;
         return 0;
     }
     if (rc)
@@ -817,7 +817,7 @@ int tse_counter_read(struct tse_card *card, int idx, uint64_t *v)
 
 int tse_counter_write(struct tse_card *card, int idx, uint64_t v)
 {
-    if (v > card->prof.counters[idx].max)
+    if (v > card->prof->counters[idx].max)
         return TSE_ERR_INVALID_ARG;
     uint8_t b[8];
     put32(b, (uint32_t)(v >> 32));

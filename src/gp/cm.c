@@ -58,7 +58,7 @@ static const uint8_t NO_CONFIRMATION[1] = {0x00};
 
 static bool is_isd(const struct tse_ctx *ctx)
 {
-    return tse_aid_equal(&ctx->inst->aid, &ctx->card->prof.isd_aid);
+    return tse_aid_equal(&ctx->inst->aid, &ctx->card->prof->isd_aid);
 }
 
 static bool is_sd(const struct tse_instance *in)
@@ -69,7 +69,7 @@ static bool is_sd(const struct tse_instance *in)
 /* The security domain an instance is associated with (the ISD for records of older images). */
 static const struct tse_aid *assoc_of(const struct tse_card *card, const struct tse_instance *in)
 {
-    return in->sd.len ? &in->sd : &card->prof.isd_aid;
+    return in->sd.len ? &in->sd : &card->prof->isd_aid;
 }
 
 /* Whether an object associated with `sd` lies in x's subtree (sd is x or below x). */
@@ -78,7 +78,7 @@ static bool under(const struct tse_card *card, const struct tse_aid *sd, const s
     for (int depth = 0; depth < 32; depth++) {
         if (tse_aid_equal(sd, x))
             return true;
-        if (tse_aid_equal(sd, &card->prof.isd_aid))
+        if (tse_aid_equal(sd, &card->prof->isd_aid))
             return false;
         int i = tse_rt_find(card, sd);
         if (i < 0)
@@ -98,7 +98,7 @@ static bool authority(const struct tse_ctx *ctx, const struct tse_aid *sd, uint8
 
 bool tse_gp_level_ok(const struct tse_ctx *ctx, const struct tse_scp_session *s)
 {
-    uint8_t need = ctx->card->prof.management_level | TSE_SL_CMAC;
+    uint8_t need = ctx->card->prof->management_level | TSE_SL_CMAC;
     return s->authenticated && (s->level & need) == need;
 }
 
@@ -127,7 +127,7 @@ static uint16_t may_manage(const struct tse_ctx *ctx, const struct tse_scp_sessi
 static uint16_t verify_token(const struct tse_ctx *ctx, const struct tse_apdu *a,
                              const uint8_t *data, size_t len, const uint8_t *token, size_t tlen)
 {
-    const struct tse_profile *p = &ctx->card->prof;
+    const struct tse_profile *p = ctx->card->prof;
     if (!tlen || !p->token_n_len || len > 255)
         return SW_SECURITY_STATUS_NOT_SATISFIED; /* no token, or no key to check one */
     uint8_t msg[3 + 255];
@@ -222,7 +222,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
     struct tse_card *card = ctx->card;
     memset(e, 0, sizeof(*e));
     if (p1 == 0x80) {
-        int i = n ? -1 : tse_rt_find(card, &card->prof.isd_aid);
+        int i = n ? -1 : tse_rt_find(card, &card->prof->isd_aid);
         if (i < 0)
             return false;
         const struct tse_instance *in = tse_rt_inst(card, i);
@@ -241,7 +241,7 @@ static bool reg_entry(struct tse_ctx *ctx, uint8_t p1, size_t n, struct reg_entr
         size_t k = 0;
         for (size_t i = 0; i < card->n_inst; i++) {
             const struct tse_instance *in = tse_rt_inst(card, i);
-            if (tse_aid_equal(&in->aid, &card->prof.isd_aid))
+            if (tse_aid_equal(&in->aid, &card->prof->isd_aid))
                 continue;
             if (k++ != n)
                 continue;
@@ -402,7 +402,7 @@ static bool card_transition_ok(uint8_t from, uint8_t to)
 static uint16_t set_card_state(struct tse_ctx *ctx, const struct tse_apdu *a)
 {
     struct tse_card *card = ctx->card;
-    const struct tse_aid *isd = &card->prof.isd_aid;
+    const struct tse_aid *isd = &card->prof->isd_aid;
     if (a->lc && (a->lc != isd->len || memcmp(a->data, isd->b, isd->len) != 0))
         return SW_WRONG_DATA;
     uint8_t from = tse_rt_card_life_cycle(card), to = a->p2;
@@ -469,7 +469,7 @@ uint16_t tse_gp_set_status(struct tse_ctx *ctx, const struct tse_scp_session *s,
     int idx = tse_rt_find(card, &target);
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
-    if (tse_aid_equal(&target, &card->prof.isd_aid) || tse_aid_equal(&target, &ctx->inst->aid))
+    if (tse_aid_equal(&target, &card->prof->isd_aid) || tse_aid_equal(&target, &ctx->inst->aid))
         return SW_CONDITIONS_NOT_SATISFIED; /* the ISD's state is the card's: use P1 80 */
     if (tse_rt_card_life_cycle(card) == TSE_LC_CARD_LOCKED)
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -590,7 +590,7 @@ static uint16_t done(struct tse_ctx *ctx, struct tse_response *rsp, const struct
 {
     struct cm_state *st = cm_state(ctx);
     struct tse_card *card = ctx->card;
-    const struct tse_profile *p = &card->prof;
+    const struct tse_profile *p = card->prof;
     int isd = tse_rt_find(card, &p->isd_aid);
     if (!st || !st->dm_now || !p->receipt_key_len || isd < 0 ||
         !(tse_rt_inst(card, isd)->priv[2] & 0x80))
@@ -673,10 +673,10 @@ static bool sd_params(const uint8_t *c9, size_t len, uint8_t *scp, uint8_t *i)
 static size_t ssd_params(const struct tse_card *card, uint8_t scp, uint8_t i, uint8_t *out,
                          size_t cap)
 {
-    size_t n = tse_isd_params(&card->prof, out, cap);
+    size_t n = tse_isd_params(card->prof, out, cap);
     if (!n || !scp)
         return n;
-    size_t nk = card->prof.n_keysets;
+    size_t nk = card->prof->n_keysets;
     uint8_t *ks = out + n - nk * TSE_GP_KEYSET_LEN;
     for (size_t k = 0; k < nk; k++, ks += TSE_GP_KEYSET_LEN) {
         if (scp == 2 && ks[4] != 16)
@@ -696,7 +696,7 @@ static int card_reset_holder(const struct tse_card *card, int except)
 {
     for (size_t i = 0; i < card->n_inst; i++)
         if ((int)i != except && (tse_rt_inst(card, i)->priv[0] & PRIV0_CARD_RESET) &&
-            !tse_aid_equal(&tse_rt_inst(card, i)->aid, &card->prof.isd_aid))
+            !tse_aid_equal(&tse_rt_inst(card, i)->aid, &card->prof->isd_aid))
             return (int)i;
     return -1;
 }
@@ -814,7 +814,7 @@ static uint16_t extradite(struct tse_ctx *ctx, const struct field *f, struct tse
         return rc ? tse_sw_from_err(rc) : done(ctx, rsp, &elf.sd, &obj, &dest);
     }
     struct tse_instance *in = tse_rt_inst(card, o);
-    if (tse_aid_equal(&obj, &card->prof.isd_aid) || tse_aid_equal(&obj, &dest))
+    if (tse_aid_equal(&obj, &card->prof->isd_aid) || tse_aid_equal(&obj, &dest))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -845,7 +845,7 @@ static uint16_t registry_update(struct tse_ctx *ctx, const struct field *f,
     if (idx < 0)
         return SW_REFERENCED_DATA_NOT_FOUND;
     struct tse_instance *in = tse_rt_inst(card, idx);
-    if (tse_aid_equal(&aid, &card->prof.isd_aid))
+    if (tse_aid_equal(&aid, &card->prof->isd_aid))
         return SW_CONDITIONS_NOT_SATISFIED;
     if (!authority(ctx, assoc_of(card, in), 0))
         return SW_CONDITIONS_NOT_SATISFIED;
@@ -1135,7 +1135,7 @@ uint16_t tse_gp_delete(struct tse_ctx *ctx, const struct tse_scp_session *s,
             return SW_WRONG_DATA;
         tse_aid_set(&aid, t.value, t.len);
         named++;
-        if (tse_aid_equal(&aid, &card->prof.isd_aid) || tse_aid_equal(&aid, &ctx->inst->aid))
+        if (tse_aid_equal(&aid, &card->prof->isd_aid) || tse_aid_equal(&aid, &ctx->inst->aid))
             return SW_CONDITIONS_NOT_SATISFIED; /* the ISD, or the SD doing the deleting */
         int idx = tse_rt_find(card, &aid);
         struct tse_elf e;

@@ -479,7 +479,7 @@ static bool wants(const struct query *q, uint32_t tag)
 
 static bool is_isd(const struct tse_card *card, const struct tse_instance *in)
 {
-    return tse_aid_equal(&in->aid, &card->prof.isd_aid);
+    return tse_aid_equal(&in->aid, &card->prof->isd_aid);
 }
 
 static bool matches(const struct query *q, const struct tse_instance *in)
@@ -863,7 +863,7 @@ int tse_crs_install_builtin(struct tse_card *card)
     uint16_t sw;
     tse_aid_set(&pkg, pkg_aid, sizeof(pkg_aid));
     /* the CRS: Contactless Activation privilege; managed from the device, never by a reader */
-    struct tse_rt_install_opts o = {.priv = {0x00, 0x00, 0x20}, .sd = card->prof.isd_aid};
+    struct tse_rt_install_opts o = {.priv = {0x00, 0x00, 0x20}, .sd = card->prof->isd_aid};
     cl_set_state(o.cl, STATE_NON_ACTIVATABLE);
     tse_aid_set(&mod, crs_mod_aid, sizeof(crs_mod_aid));
     tse_aid_set(&aid, (const uint8_t *)TSE_CRS_AID, TSE_CRS_AID_LEN);
@@ -871,7 +871,7 @@ int tse_crs_install_builtin(struct tse_card *card)
     if (rc)
         return rc;
     /* the PPSE: on the contactless interface only */
-    struct tse_rt_install_opts p = {.sd = card->prof.isd_aid};
+    struct tse_rt_install_opts p = {.sd = card->prof->isd_aid};
     p.cl[0] = CL_NO_CONTACT;
     tse_aid_set(&mod, ppse_mod_aid, sizeof(ppse_mod_aid));
     tse_aid_set(&aid, (const uint8_t *)TSE_PPSE_AID, TSE_PPSE_AID_LEN);
