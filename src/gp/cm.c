@@ -1322,8 +1322,8 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const
         st->perso = 0;
         return SW_CONDITIONS_NOT_SATISFIED;
     }
-    if (a->p2 != st->perso_next)
-        return SW_INCORRECT_P1P2;
+    if (a->p2 != st->perso_next && a->p2 != 0)
+        return SW_INCORRECT_P1P2; /* blocks count from 00; 00 starts the sequence again */
     uint16_t sw;
     int rc =
         tse_rt_personalize(card, idx, tse_ctx_interface(ctx), tse_ctx_channel(ctx), s, a, rsp, &sw);
@@ -1331,7 +1331,7 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const
         return SW_UNKNOWN;
     if (rc)
         return SW_CONDITIONS_NOT_SATISFIED;
-    st->perso_next++;
+    st->perso_next = (uint8_t)(a->p2 + 1);
     if (last)
         st->perso = 0;
     return sw;
