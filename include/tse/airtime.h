@@ -95,7 +95,8 @@ struct tse_air_exchange {
     double wtx_us;       /**< S(WTX) request/response pairs when t_card exceeds FWT */
     double rsp_us;       /**< R-APDU I-blocks, R(ACK)s of response chaining, their FDTs */
     double air_us;       /**< cmd_us + rsp_us + wtx_us: what the air carries */
-    double total_us;     /**< air_us + wait_us: reader sends first bit .. receives last */
+    double total_us;     /**< cmd_us + wait_us + rsp_us: first bit sent .. last bit received (S(WTX)
+                          *   frames overlap the card's processing, so they add nothing) */
     unsigned cmd_blocks; /**< I-blocks for the C-APDU */
     unsigned rsp_blocks; /**< I-blocks for the R-APDU */
     unsigned wtx;        /**< S(WTX) requests the card needs (0 when t_card <= FWT) */

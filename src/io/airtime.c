@@ -170,7 +170,8 @@ int tse_air_exchange(const struct tse_air_link *l, size_t clen, size_t rlen, dou
         out->wtx_us = (double)out->wtx * pair;
     }
     out->air_us = out->cmd_us + out->rsp_us + out->wtx_us;
-    out->total_us = out->air_us + out->wait_us;
+    /* S(WTX) frames go out while the card works, so they overlap wait_us */
+    out->total_us = out->cmd_us + out->wait_us + out->rsp_us;
     return 0;
 }
 
