@@ -75,8 +75,9 @@ struct tse_tap_record {
 
 /** How card_us is derived from a libnfc round trip. */
 enum tse_tap_device {
-    TSE_TAP_DEV_SIM = 0, /**< tse-pn532sim without pacing: card_us = wall time */
-    TSE_TAP_DEV_PN532,   /**< real PN532 over UART: wall minus modelled HSU and air time */
+    TSE_TAP_DEV_SIM = 0,      /**< tse-pn532sim without pacing: card_us = wall time */
+    TSE_TAP_DEV_PN532,        /**< real PN532 over UART: wall minus modelled HSU and air time */
+    TSE_TAP_DEV_SIM_REALTIME, /**< tse-pn532sim --realtime (scale 1): wall minus modelled air */
 };
 
 struct tse_tap_options {

@@ -218,6 +218,13 @@ void tse_pn532_free(struct tse_pn532 *chip);
 void tse_pn532_input(struct tse_pn532 *chip, const uint8_t *b, size_t len);
 
 /**
+ * The host line has been idle for a while (the owner decides; a frame from libnfc arrives in
+ * one write): a partly received frame is dropped, as a UART receiver times out. Without this
+ * a truncated frame with a large LEN would swallow the commands that follow it.
+ */
+void tse_pn532_line_idle(struct tse_pn532 *chip);
+
+/**
  * The card answered the exchange `token` (see ops->exchange). status != 0 (a PN532 status,
  * e.g. TSE_PN532_ST_TIMEOUT) reports a failed exchange. A stale token (the host moved on) is
  * ignored. An R-APDU longer than TSE_PN532_MAX_RAPDU is answered with status

@@ -290,10 +290,12 @@ int tse_tap_transmit(struct tse_tap *t, const char *label, const uint8_t *c, siz
         snprintf(e->label, sizeof(e->label), "INS %02X", clen >= 2 ? c[1] : 0);
     e->wall_us = wall;
     e->card_us = wall;
-    if (!t->o.card && t->o.device == TSE_TAP_DEV_PN532) {
+    if (!t->o.card && t->o.device != TSE_TAP_DEV_SIM) {
         struct tse_air_exchange x;
         tse_air_exchange(&t->link, clen, got, 0, &x);
-        double est = wall - tse_air_hsu_exchange_us(clen, got, 0) - x.total_us;
+        double est = wall - x.total_us;
+        if (t->o.device == TSE_TAP_DEV_PN532)
+            est -= tse_air_hsu_exchange_us(clen, got, 0);
         e->card_us = est > 0 ? est : 0;
     }
     e->host_before_us = t->host_pending_us;
@@ -415,6 +417,8 @@ void tse_tap_report(const struct tse_tap *t, FILE *f)
             t->o.card ? "measured in-process"
             : t->o.device == TSE_TAP_DEV_PN532
                 ? "round trip minus modelled UART and air time (estimate)"
+            : t->o.device == TSE_TAP_DEV_SIM_REALTIME
+                ? "round trip through the paced simulator minus modelled air time (estimate)"
                 : "round trip through the simulator (upper bound, includes pty hops)");
 }
 

@@ -63,6 +63,39 @@ int tse_nfc_emulated_params(struct tse_card *card, struct tse_pn532_card_info *a
     return 0;
 }
 
+/* libnfc keeps the last error in the device, but not every failing path stores it there. */
+static const char *nfc_err(nfc_device *pnd, int r)
+{
+    if (nfc_device_get_last_error(pnd) == r)
+        return nfc_strerror(pnd);
+    switch (r) {
+    case NFC_EIO:
+        return "input/output error";
+    case NFC_EINVARG:
+        return "invalid argument";
+    case NFC_EDEVNOTSUPP:
+        return "operation not supported by the device";
+    case NFC_ENOTSUCHDEV:
+        return "no such device";
+    case NFC_EOVFLOW:
+        return "buffer overflow";
+    case NFC_ETIMEOUT:
+        return "timeout";
+    case NFC_EOPABORTED:
+        return "operation aborted";
+    case NFC_ENOTIMPL:
+        return "not implemented";
+    case NFC_ETGRELEASED:
+        return "target released";
+    case NFC_ERFTRANS:
+        return "RF transmission error";
+    case NFC_ECHIP:
+        return "device/chip error";
+    default:
+        return "libnfc error";
+    }
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -135,7 +168,7 @@ static bool session(struct tse_card *card, nfc_device *pnd, const struct tse_nfc
             if (got == NFC_ETGRELEASED)
                 fprintf(log, "tse-card: [nfc] reader released the card after %u APDU(s)\n", apdus);
             else if (got != NFC_EOPABORTED || !stopping(o))
-                fprintf(log, "tse-card: [nfc] receive: %s\n", nfc_strerror(pnd));
+                fprintf(log, "tse-card: [nfc] receive: %s\n", nfc_err(pnd, got));
             ok = got == NFC_ETGRELEASED || got == NFC_EOPABORTED || got == NFC_ERFTRANS ||
                  got == NFC_ETIMEOUT;
             break;
@@ -175,7 +208,7 @@ static bool session(struct tse_card *card, nfc_device *pnd, const struct tse_nfc
             if (s == NFC_ETGRELEASED)
                 fprintf(log, "tse-card: [nfc] reader released the card after %u APDU(s)\n", apdus);
             else if (s != NFC_EOPABORTED || !stopping(o))
-                fprintf(log, "tse-card: [nfc] send: %s\n", nfc_strerror(pnd));
+                fprintf(log, "tse-card: [nfc] send: %s\n", nfc_err(pnd, s));
             ok = s == NFC_ETGRELEASED || s == NFC_EOPABORTED || s == NFC_ERFTRANS ||
                  s == NFC_ETIMEOUT;
             break;
@@ -211,7 +244,7 @@ static int serve_device(struct tse_card *card, nfc_device *pnd,
         if (r < 0) {
             if (stopping(o))
                 break;
-            fprintf(log, "tse-card: [nfc] target init: %s\n", nfc_strerror(pnd));
+            fprintf(log, "tse-card: [nfc] target init: %s\n", nfc_err(pnd, r));
             if (++failures >= 3)
                 return TSE_ERR_IO;
             usleep(200000);

@@ -979,3 +979,9 @@ void tse_pn532_tg_release(struct tse_pn532 *c)
     }
     c->tg = TSE_PN532_TG_RELEASED;
 }
+
+void tse_pn532_line_idle(struct tse_pn532 *c)
+{
+    if (c)
+        tse_pn532_parser_init(&c->parser);
+}

@@ -24,6 +24,8 @@
 
 #define OUTQ_CAP     16
 #define LOOP_TICK_MS 250
+/* A host frame arrives in one write; a gap this long inside one means it was cut short. */
+#define LINE_IDLE_MS 50
 
 struct outitem {
     double due; /* ms on the sim clock */
@@ -46,6 +48,7 @@ struct ep {
     unsigned act_token;
     uint8_t act_c[TSE_PN532_MAX_CAPDU];
     size_t act_clen;
+    double last_in; /* sim clock of the last bytes from the host */
 };
 
 enum req_kind { REQ_NONE = 0, REQ_ACTIVATE, REQ_TRANSMIT, REQ_RELEASE };
@@ -412,8 +415,11 @@ static void op_tg_response(void *user, const uint8_t *r, size_t rlen)
     }
     if (s->o.mode != TSE_SIM_READER)
         return;
+    double card_ms = mono_ms() - s->rd_t_deliver;
+    char ch[2 * TSE_PN532_MAX_CAPDU + 1] = "";
     pthread_mutex_lock(&s->mu);
     if (s->req.kind == REQ_TRANSMIT && s->req.state == RS_DELIVERED) {
+        hexstr(s->req.c, s->req.clen, ch, sizeof(ch));
         if (rlen > sizeof(s->req.r))
             rlen = sizeof(s->req.r);
         memcpy(s->req.r, r, rlen);
@@ -424,10 +430,8 @@ static void op_tg_response(void *user, const uint8_t *r, size_t rlen)
     }
     pthread_mutex_unlock(&s->mu);
     if (s->o.trace || s->o.log) {
-        char ch[2 * TSE_PN532_MAX_CAPDU + 1], rh[2 * TSE_PN532_MAX_RAPDU + 1];
-        hexstr(s->req.c, s->req.clen, ch, sizeof(ch));
+        char rh[2 * TSE_PN532_MAX_RAPDU + 1];
         hexstr(r, rlen, rh, sizeof(rh));
-        double card_ms = mono_ms() - s->rd_t_deliver;
         if (s->o.trace)
             fprintf(s->msg, "[pty%d] %s -> %s  card %.2f ms\n", e->idx, ch, rh, card_ms);
         if (s->o.log) {
@@ -809,9 +813,13 @@ int tse_pn532sim_run(struct tse_pn532sim *s)
             if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             ssize_t got = read(s->ep[i].master, buf, sizeof(buf));
-            if (got > 0)
+            if (got > 0) {
+                double t = now_ms(s);
+                if (t - s->ep[i].last_in > LINE_IDLE_MS)
+                    tse_pn532_line_idle(s->ep[i].chip);
+                s->ep[i].last_in = t;
                 tse_pn532_input(s->ep[i].chip, buf, (size_t)got);
-            else if (got < 0 && errno != EAGAIN && errno != EINTR)
+            } else if (got < 0 && errno != EAGAIN && errno != EINTR)
                 usleep(10000); /* EIO without a slave: cannot happen, we hold one */
         }
         if (pfd[s->nep].revents & POLLIN)

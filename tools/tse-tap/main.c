@@ -40,7 +40,9 @@ static void usage(FILE *f)
                "  --rate R             106, 212, 424 or 848 kbit/s for the model (default 106);\n"
                "                       212/424 are also requested from the reader (PPS)\n"
                "  --device-model M     sim (default): card time = round trip through the\n"
-               "                       simulator; pn532: round trip minus modelled UART and air\n"
+               "                       simulator; sim-realtime: minus the modelled air time\n"
+               "                       (tse-pn532sim --realtime); pn532: round trip minus\n"
+               "                       modelled UART and air time\n"
                "  --wait SEC           how long to wait for a card (default 10)\n"
                "  --timeout MS         per exchange (default 5000)\n"
                "  --repeat N           tap N times (activate, transaction, release)\n"
@@ -160,8 +162,10 @@ int main(int argc, char **argv)
                 to.device = TSE_TAP_DEV_SIM;
             else if (!strcmp(optarg, "pn532"))
                 to.device = TSE_TAP_DEV_PN532;
+            else if (!strcmp(optarg, "sim-realtime"))
+                to.device = TSE_TAP_DEV_SIM_REALTIME;
             else {
-                fprintf(stderr, "tse-tap: --device-model is sim or pn532\n");
+                fprintf(stderr, "tse-tap: --device-model is sim, sim-realtime or pn532\n");
                 return 2;
             }
             break;
