@@ -36,9 +36,10 @@ extern "C" {
 
 #define TSE_PN532_TFI_HOST 0xD4 /**< frame identifier host -> chip */
 #define TSE_PN532_TFI_CHIP 0xD5 /**< chip -> host */
-/** Most bytes after TFI in one frame (command code + data): libnfc's extended-frame limit. */
-#define TSE_PN532_MAX_DATA 264
-/** Longest frame: 00 00 FF FF FF LENm LENl LCS TFI <264> DCS 00. */
+/** Most bytes after TFI in one frame: a chip answer of CC + 264 bytes, the most libnfc reads
+ * (host frames carry at most 264 with the command code). */
+#define TSE_PN532_MAX_DATA 265
+/** Longest frame: 00 00 FF FF FF LENm LENl LCS TFI <265> DCS 00. */
 #define TSE_PN532_MAX_FRAME (TSE_PN532_MAX_DATA + 11)
 /** Longest C-APDU libnfc 1.8.0 sends through InDataExchange without overflowing. */
 #define TSE_PN532_MAX_CAPDU 262

@@ -29,7 +29,7 @@ enum {
     P_BODY, /* TFI, data, DCS */
 };
 
-#define MAX_LEN_FIELD (TSE_PN532_MAX_DATA + 1) /* TFI + 264 */
+#define MAX_LEN_FIELD (TSE_PN532_MAX_DATA + 1) /* TFI + 265 */
 
 void tse_pn532_parser_init(struct tse_pn532_parser *p)
 {
