@@ -103,7 +103,8 @@ int tse_pn532sim_reader_activate(struct tse_pn532sim *sim, struct tse_pn532_card
 int tse_pn532sim_reader_transmit(struct tse_pn532sim *sim, const uint8_t *c, size_t clen,
                                  uint8_t *r, size_t rcap, size_t *rlen, int timeout_ms);
 
-/** Deselect the emulator (it gets NFC_ETGRELEASED). 0, or TSE_ERR_INVALID_ARG. */
+/** Deselect the emulator (it gets NFC_ETGRELEASED) and wait (up to 2 s) until it has reacted
+ * with its next command. 0, or TSE_ERR_INVALID_ARG. */
 int tse_pn532sim_reader_release(struct tse_pn532sim *sim);
 
 #ifdef __cplusplus

@@ -177,6 +177,17 @@ static void op_command(void *user, uint8_t cc, size_t len)
 {
     struct ep *e = user;
     struct tse_pn532sim *s = e->sim;
+    if (s->o.mode == TSE_SIM_READER) {
+        pthread_mutex_lock(&s->mu);
+        /* the emulator has read the release once it sends a command outside target mode */
+        if (s->req.kind == REQ_RELEASE && s->req.state == RS_DELIVERED &&
+            tse_pn532_tg_state(e->chip) == TSE_PN532_TG_NONE) {
+            s->req.rc = 0;
+            s->req.state = RS_DONE;
+            pthread_cond_broadcast(&s->cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
     if (!s->o.log)
         return;
     const char *name = tse_pn532_cmd_name(cc);
@@ -524,10 +535,21 @@ static void reader_process(struct tse_pn532sim *s)
         else
             return; /* completed by op_tg_response / op_tg_gone */
         break;
-    case REQ_RELEASE:
+    case REQ_RELEASE: {
+        bool was_active = tse_pn532_tg_state(chip) == TSE_PN532_TG_ACTIVE;
         tse_pn532_tg_release(chip);
+        if (was_active) {
+            /* done when the emulator reacts (its next command): it has then read the
+             * release, and the simulator may exit without cutting it off */
+            pthread_mutex_lock(&s->mu);
+            if (s->req.state == RS_PENDING)
+                s->req.state = RS_DELIVERED;
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         rc = 0;
         break;
+    }
     case REQ_NONE:
         rc = 0;
         break;
@@ -627,7 +649,7 @@ int tse_pn532sim_reader_release(struct tse_pn532sim *s)
         return TSE_ERR_INVALID_ARG;
     pthread_mutex_lock(&s->mu);
     s->req.kind = REQ_RELEASE;
-    (void)reader_call(s, 5000);
+    (void)reader_call(s, 2000);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

@@ -176,6 +176,7 @@ reader_mode() {
     rc=$?
     SIM_PID=
     cat "$RUN/sim-reader.log"
+    cat "$RUN/card-reader.log"
     [ $rc -eq 0 ] && grep -q "3 activation(s), 0 failure(s)" "$RUN/sim-reader.log" &&
         [ "$(count_in "$RUN/card-reader.log" "released the card")" -ge 3 ]
 }
