@@ -462,7 +462,7 @@ int tse_tap_svg(const struct tse_tap *t, const char *path)
     const double x0 = 150, width = 1000, lane_h = 26;
     const double y_lane[4] = {70, 105, 140, 175}; /* reader->card, card, card->reader, reader */
     double scale = width / span;                  /* px per us */
-    double total_h = 250 + 14.0 * (double)t->n;
+    double total_h = 270 + 14.0 * (double)t->n;
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
