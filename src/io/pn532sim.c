@@ -85,6 +85,7 @@ struct tse_pn532sim {
         struct tse_pn532_card_info as;
     } req;
     double rd_t_deliver;
+    struct tse_air_link rd_link; /* reader mode: the link to the activated emulator */
 };
 
 static double mono_ms(void)
@@ -443,12 +444,18 @@ static void op_tg_response(void *user, const uint8_t *r, size_t rlen)
     if (s->o.trace || s->o.log) {
         char rh[2 * TSE_PN532_MAX_RAPDU + 1];
         hexstr(r, rlen, rh, sizeof(rh));
+        struct tse_air_exchange x;
+        tse_air_exchange(&s->rd_link, strlen(ch) / 2, rlen, card_ms * 1000.0, &x);
         if (s->o.trace)
-            fprintf(s->msg, "[pty%d] %s -> %s  card %.2f ms\n", e->idx, ch, rh, card_ms);
+            fprintf(s->msg, "[pty%d] %s -> %s  air %.2f ms card %.2f ms total %.2f ms\n", e->idx,
+                    ch, rh, x.air_us / 1000.0, card_ms, x.total_us / 1000.0);
         if (s->o.log) {
             fprintf(s->o.log,
-                    "{\"t_ms\":%.3f,\"pty\":%d,\"apdu\":\"%s\",\"resp\":\"%s\",\"card_ms\":%.3f}\n",
-                    now_ms(s), e->idx, ch, rh, card_ms);
+                    "{\"t_ms\":%.3f,\"pty\":%d,\"apdu\":\"%s\",\"resp\":\"%s\",\"fsc\":%zu,"
+                    "\"fsd\":%zu,\"cmd_blocks\":%u,\"rsp_blocks\":%u,\"model_air_ms\":%.3f,"
+                    "\"card_ms\":%.3f,\"model_total_ms\":%.3f}\n",
+                    now_ms(s), e->idx, ch, rh, s->rd_link.fsc, s->rd_link.fsd, x.cmd_blocks,
+                    x.rsp_blocks, x.air_us / 1000.0, card_ms, x.total_us / 1000.0);
             fflush(s->o.log);
         }
     }
@@ -521,6 +528,9 @@ static void reader_process(struct tse_pn532sim *s)
         if (tse_pn532_tg_state(chip) == TSE_PN532_TG_WAITING &&
             tse_pn532_tg_activate(chip, 0x80, &as) == 0) {
             log_activation(s, 0, &as);
+            tse_air_link_default(&s->rd_link);
+            s->rd_link.fsd = 256;
+            (void)tse_air_link_from_ats(&s->rd_link, as.ats, as.ats_len);
             rc = 0;
         }
         break;
