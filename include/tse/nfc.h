@@ -80,9 +80,35 @@ enum tse_tap_device {
     TSE_TAP_DEV_SIM_REALTIME, /**< tse-pn532sim --realtime (scale 1): wall minus modelled air */
 };
 
+/**
+ * A reader of another kind (e.g. a PC/SC reader) for tse_tap_open(): the tap calls these
+ * instead of libnfc. card_us of each exchange is then the measured round trip (an upper bound:
+ * it includes the reader and its driver).
+ */
+struct tse_tap_transport {
+    const char *name; /**< for the report, e.g. "PC/SC reader Virtual PCD 00 00" */
+    void *user;
+    /**
+     * Power the card and connect to it, trying for up to wait_ms. Fill what is known of the
+     * card (uid_len and ats_len may be 0: then activation is not modelled).
+     * @retval 0; TSE_ERR_NOT_FOUND no card within wait_ms; TSE_ERR_IO reader error
+     */
+    int (*activate)(void *user, int wait_ms, struct tse_pn532_card_info *card);
+    /**
+     * One APDU exchange.
+     * @retval 0 *rlen set; TSE_ERR_IO the card or the reader is gone;
+     *         TSE_ERR_BUFFER_TOO_SMALL rcap too small; TSE_ERR_INVALID_ARG bad C-APDU
+     */
+    int (*transmit)(void *user, const uint8_t *c, size_t clen, uint8_t *r, size_t rcap,
+                    size_t *rlen);
+    /** Let the card go (it may be activated again). @retval 0; TSE_ERR_IO */
+    int (*release)(void *user);
+};
+
 struct tse_tap_options {
     const char *connstring; /**< libnfc device (NULL: default device) … */
-    struct tse_card *card;  /**< … or an in-process card (its contactless interface) */
+    struct tse_card *card;  /**< … or an in-process card (its contactless interface) … */
+    const struct tse_tap_transport *transport; /**< … or another reader (it wins) */
     enum tse_air_rate rate; /**< bit rate of the model; 212/424 are also asked of libnfc */
     enum tse_tap_device device;
     int wait_ms;    /**< how long tse_tap_activate() looks for a card */
@@ -92,7 +118,8 @@ struct tse_tap_options {
 struct tse_tap;
 
 /**
- * Open the reader (libnfc: nfc_open + nfc_initiator_init) or take the in-process card.
+ * Open the reader (libnfc: nfc_open + nfc_initiator_init), or take the in-process card or the
+ * transport (nothing is opened for those).
  * @retval 0; TSE_ERR_IO the device cannot be opened (err says which); TSE_ERR_NO_MEMORY
  */
 int tse_tap_open(struct tse_tap **tap, const struct tse_tap_options *opt, char *err, size_t errlen);
@@ -117,7 +144,8 @@ int tse_tap_transmit(struct tse_tap *tap, const char *label, const uint8_t *c, s
                      uint8_t *r, size_t rcap, size_t *rlen);
 
 /** Note reader-side work (e.g. a PSAM computation) before the next exchange; it is shown
- * beside the card's time, never in it. */
+ * beside the card's time, never in it. Work noted after the last exchange of a recording
+ * (e.g. checking the last MAC) counts too: the totals and the SVG end with it. */
 void tse_tap_note_host(struct tse_tap *tap, double us);
 
 /** Deselect the card (it may be activated again). */
@@ -137,7 +165,8 @@ struct tse_tap_totals {
     double card_us;       /**< card processing */
     double txn_us;        /**< typical transaction time: sum of exchange totals (first
                                command bit .. last response bit; activation excluded) */
-    double host_us;       /**< reader-side work noted between exchanges (excluded) */
+    double host_us;       /**< reader-side work noted between exchanges and after the
+                               last one (excluded) */
     double wall_us;       /**< measured round trips */
 };
 void tse_tap_totals(const struct tse_tap *tap, enum tse_air_rate rate, struct tse_tap_totals *t);

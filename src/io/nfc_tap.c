@@ -59,7 +59,9 @@ int tse_tap_open(struct tse_tap **out, const struct tse_tap_options *opt, char *
     if (t->o.wait_ms < 0)
         t->o.wait_ms = 0;
     tse_air_link_default(&t->link);
-    if (!opt->card) {
+    if (opt->transport) {
+        t->o.card = NULL; /* the transport wins */
+    } else if (!opt->card) {
         nfc_init(&t->ctx);
         if (!t->ctx) {
             snprintf(err, errlen, "cannot initialise libnfc");
@@ -100,6 +102,8 @@ void tse_tap_close(struct tse_tap *t)
         nfc_exit(t->ctx);
     if (t->o.card && t->active)
         tse_card_power_off(t->o.card, TSE_IF_CONTACTLESS);
+    else if (t->o.transport && t->active)
+        t->o.transport->release(t->o.transport->user);
     free(t);
 }
 
@@ -162,7 +166,9 @@ int tse_tap_activate(struct tse_tap *t, struct tse_pn532_card_info *card)
     drop_records(t);
     struct tse_pn532_card_info k;
     memset(&k, 0, sizeof(k));
-    int rc = t->o.card ? activate_card(t, &k) : activate_nfc(t, &k);
+    int rc = t->o.transport ? t->o.transport->activate(t->o.transport->user, t->o.wait_ms, &k)
+             : t->o.card    ? activate_card(t, &k)
+                            : activate_nfc(t, &k);
     if (rc)
         return rc;
     t->card = k;
@@ -236,11 +242,20 @@ int tse_tap_transmit(struct tse_tap *t, const char *label, const uint8_t *c, siz
         return TSE_ERR_INVALID_ARG;
     if (!t->active)
         return TSE_ERR_POWERED_OFF;
-    if (!t->o.card && clen > TSE_PN532_MAX_CAPDU)
+    if (t->pnd && clen > TSE_PN532_MAX_CAPDU)
         return TSE_ERR_INVALID_ARG; /* libnfc 1.8.0 overflows its buffer beyond that */
     size_t got = 0;
     double t0 = now_us(), wall;
-    if (t->o.card) {
+    if (t->o.transport) {
+        int rc = t->o.transport->transmit(t->o.transport->user, c, clen, r, rcap, &got);
+        wall = now_us() - t0;
+        if (rc == TSE_ERR_BUFFER_TOO_SMALL || rc == TSE_ERR_INVALID_ARG)
+            return rc;
+        if (rc) {
+            t->active = false;
+            return TSE_ERR_IO;
+        }
+    } else if (t->o.card) {
         int rc = tse_card_transmit(t->o.card, TSE_IF_CONTACTLESS, c, clen, r, rcap, &got);
         wall = now_us() - t0;
         if (rc == TSE_ERR_BUFFER_TOO_SMALL)
@@ -290,7 +305,7 @@ int tse_tap_transmit(struct tse_tap *t, const char *label, const uint8_t *c, siz
         snprintf(e->label, sizeof(e->label), "INS %02X", clen >= 2 ? c[1] : 0);
     e->wall_us = wall;
     e->card_us = wall;
-    if (!t->o.card && t->o.device != TSE_TAP_DEV_SIM) {
+    if (t->pnd && t->o.device != TSE_TAP_DEV_SIM) {
         struct tse_air_exchange x;
         tse_air_exchange(&t->link, clen, got, 0, &x);
         double est = wall - x.total_us;
@@ -318,6 +333,8 @@ int tse_tap_release(struct tse_tap *t)
     if (!t->active)
         return 0;
     t->active = false;
+    if (t->o.transport)
+        return t->o.transport->release(t->o.transport->user) ? TSE_ERR_IO : 0;
     if (t->o.card)
         tse_card_power_off(t->o.card, TSE_IF_CONTACTLESS);
     else if (nfc_initiator_deselect_target(t->pnd) < 0)
@@ -362,6 +379,7 @@ void tse_tap_totals(const struct tse_tap *t, enum tse_air_rate rate, struct tse_
         o->host_us += e->host_before_us;
         o->wall_us += e->wall_us;
     }
+    o->host_us += t->host_pending_us; /* after the last exchange */
 }
 
 static void hex(FILE *f, const uint8_t *b, size_t n)
@@ -379,20 +397,27 @@ void tse_tap_report(const struct tse_tap *t, FILE *f)
     fprintf(f, " ATQA %02X%02X SAK %02X ATS ", t->card.atqa[0], t->card.atqa[1], t->card.sak);
     hex(f, t->card.ats, t->card.ats_len);
     fprintf(f, " (FSC %zu, FWI %u, SFGI %u)\n", t->link.fsc, t->link.fwi, t->link.sfgi);
+    int w = 18; /* the label column grows for long labels ("INITIALIZE FOR CAPP PURCHASE") */
+    for (size_t i = 0; i < t->n; i++)
+        if ((int)strlen(t->rec[i].label) > w)
+            w = (int)strlen(t->rec[i].label);
     fprintf(f,
-            " #  %-18s %4s %4s %4s  %8s %8s %8s %8s  (ms; air and total modelled at %u "
-            "kbit/s)\n",
-            "exchange", "C", "R", "SW", "card", "air", "total", "wall",
+            " #  %-*s %4s %4s %4s  %8s %8s %8s %8s %8s  (ms; air and total modelled at %u "
+            "kbit/s; reader: its work before the exchange)\n",
+            w, "exchange", "C", "R", "SW", "reader", "card", "air", "total", "wall",
             tse_air_rate_kbps(t->link.rate));
     for (size_t i = 0; i < t->n; i++) {
         const struct tse_tap_record *e = &t->rec[i];
         char sw[5] = "----";
         if (e->rlen >= 2)
             snprintf(sw, sizeof(sw), "%02X%02X", e->r[e->rlen - 2], e->r[e->rlen - 1]);
-        fprintf(f, "%2zu  %-18s %4zu %4zu %4s  %8.3f %8.3f %8.3f %8.3f\n", i + 1, e->label, e->clen,
-                e->rlen, sw, e->card_us / 1000.0, e->air.air_us / 1000.0, e->air.total_us / 1000.0,
-                e->wall_us / 1000.0);
+        fprintf(f, "%2zu  %-*s %4zu %4zu %4s  %8.3f %8.3f %8.3f %8.3f %8.3f\n", i + 1, w, e->label,
+                e->clen, e->rlen, sw, e->host_before_us / 1000.0, e->card_us / 1000.0,
+                e->air.air_us / 1000.0, e->air.total_us / 1000.0, e->wall_us / 1000.0);
     }
+    if (t->host_pending_us > 0)
+        fprintf(f, "    %-*s %4s %4s %4s  %8.3f\n", w, "(reader, after the last)", "", "", "",
+                t->host_pending_us / 1000.0);
     fprintf(f, "typical transaction time (first command bit .. last response bit; activation "
                "and reader-side work excluded):\n");
     fprintf(f, "  %-10s %10s %10s %10s %10s\n", "kbit/s", "106", "212", "424", "848*");
@@ -408,11 +433,18 @@ void tse_tap_report(const struct tse_tap *t, FILE *f)
     fprintf(f, "\n  %-10s", "total");
     for (int r = 0; r < 4; r++)
         fprintf(f, " %10.3f", tt[r].txn_us / 1000.0);
-    fprintf(f,
-            "\n  activation %.3f ms (106 kbit/s, modelled); reader-side work %.3f ms; "
-            "measured round trips %.3f ms\n",
-            tt[0].activation_us / 1000.0, tt[0].host_us / 1000.0, tt[0].wall_us / 1000.0);
+    if (tt[0].activation_us > 0)
+        fprintf(f, "\n  activation %.3f ms (106 kbit/s, modelled);", tt[0].activation_us / 1000.0);
+    else
+        fprintf(f, "\n  activation not modelled (the reader does not show the UID and ATS);");
+    fprintf(f, " reader-side work %.3f ms; measured round trips %.3f ms\n", tt[0].host_us / 1000.0,
+            tt[0].wall_us / 1000.0);
     fprintf(f, "  * 848 kbit/s exists only in the model (the PN53x stops at 424)\n");
+    if (t->o.transport) {
+        fprintf(f, "  card time: round trip through %s (upper bound, includes the reader)\n",
+                t->o.transport->name ? t->o.transport->name : "the reader");
+        return;
+    }
     fprintf(f, "  card time: %s\n",
             t->o.card ? "measured in-process"
             : t->o.device == TSE_TAP_DEV_PN532
@@ -539,6 +571,12 @@ int tse_tap_svg(const struct tse_tap *t, const char *path)
         fprintf(f, ": C %zu B, R %zu B, air %.3f ms, card %.3f ms, total %.3f ms</text>\n", e->clen,
                 e->rlen, x.air_us / 1000.0, e->card_us / 1000.0, x.total_us / 1000.0);
     }
+    if (t->host_pending_us > 0) /* reader-side work after the last response */
+        fprintf(f,
+                "<rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%.0f\" fill=\"#d9c2f0\">"
+                "<title>reader-side work %.3f ms</title></rect>\n",
+                x0 + t_us * scale, y_lane[3], t->host_pending_us * scale, lane_h,
+                t->host_pending_us / 1000.0);
     fprintf(f, "</svg>\n");
     int bad = ferror(f);
     if (fclose(f) != 0 || bad)
