@@ -19,6 +19,7 @@
 static const struct tap_txn *const txns[] = {
     &tap_txn_apdu,
     &tap_txn_script,
+    &tap_txn_purse,
 };
 
 static void usage(FILE *f)

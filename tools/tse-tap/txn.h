@@ -41,5 +41,6 @@ struct tap_txn {
 
 extern const struct tap_txn tap_txn_apdu;
 extern const struct tap_txn tap_txn_script;
+extern const struct tap_txn tap_txn_purse;
 
 #endif
