@@ -14,6 +14,7 @@
 
 #include "tse/error.h"
 #include "tse/nfc.h"
+#include "reader.h"
 #include "txn.h"
 
 static const struct tap_txn *const txns[] = {
@@ -24,35 +25,39 @@ static const struct tap_txn *const txns[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tse-tap (--device CONNSTRING | --card IMG [--profile FILE]) [options]\n"
-               "               [--apdu HEX[=>PATTERN]]... [-f SCRIPT] [--txn NAME]\n"
-               "Tap a card as a contactless reader, run a transaction, and report every exchange\n"
-               "with the card's processing time and the modelled ISO 14443 air time.\n\n"
-               "  --device CONNSTRING  libnfc device, e.g. pn532_uart:/dev/ttyUSB0 or a\n"
-               "                       tse-pn532sim pty; \"default\": libnfc's default device\n"
-               "  --card IMG           tap an in-process card image instead (no libnfc; exact\n"
-               "                       card time); --profile FILE for a new image\n"
-               "  --apdu HEX[=>PAT]    an exchange (repeatable, in order); PAT as in apdu-shell\n"
-               "                       (hex, X = any nibble, * = any bytes)\n"
-               "  -f SCRIPT            an apdu-shell script to run on the tapped card\n"
-               "  --txn NAME           transaction (default: script with -f, else apdu);\n"
-               "                       --txn list shows them\n"
-               "  --param KEY=VALUE    a parameter for the transaction (repeatable)\n"
-               "  --rate R             106, 212, 424 or 848 kbit/s for the model (default 106);\n"
-               "                       212/424 are also requested from the reader (PPS)\n"
-               "  --device-model M     sim (default): card time = round trip through the\n"
-               "                       simulator; sim-realtime: minus the modelled air time\n"
-               "                       (tse-pn532sim --realtime); pn532: round trip minus\n"
-               "                       modelled UART and air time\n"
-               "  --wait SEC           how long to wait for a card (default 10)\n"
-               "  --timeout MS         per exchange (default 5000)\n"
-               "  --repeat N           tap N times (activate, transaction, release)\n"
-               "  --svg FILE           SVG timeline of the (last) tap\n"
-               "  --quiet              no transcript lines, only the report\n"
-               "  --no-report          no report\n"
-               "  --help               this text\n\n"
-               "Exit status: 0 success; 1 a transaction failed; 2 usage or device error;\n"
-               "3 no card within --wait.\n");
+    fprintf(f,
+            "usage: tse-tap (--device CONNSTRING | --card IMG [--profile FILE] | --reader NAME)\n"
+            "               [options]\n"
+            "               [--apdu HEX[=>PATTERN]]... [-f SCRIPT] [--txn NAME]\n"
+            "Tap a card as a contactless reader, run a transaction, and report every exchange\n"
+            "with the card's processing time and the modelled ISO 14443 air time.\n\n"
+            "  --device CONNSTRING  libnfc device, e.g. pn532_uart:/dev/ttyUSB0 or a\n"
+            "                       tse-pn532sim pty; \"default\": libnfc's default device\n"
+            "  --card IMG           tap an in-process card image instead (no libnfc; exact\n"
+            "                       card time); --profile FILE for a new image\n"
+            "  --reader NAME        a PC/SC reader (index from 0 or part of its name), e.g.\n"
+            "                       tse-card's vpcd reader; card time = round trip\n"
+            "  --apdu HEX[=>PAT]    an exchange (repeatable, in order); PAT as in apdu-shell\n"
+            "                       (hex, X = any nibble, * = any bytes)\n"
+            "  -f SCRIPT            an apdu-shell script to run on the tapped card\n"
+            "  --txn NAME           transaction (default: script with -f, else apdu);\n"
+            "                       --txn list shows them\n"
+            "  --param KEY=VALUE    a parameter for the transaction (repeatable)\n"
+            "  --rate R             106, 212, 424 or 848 kbit/s for the model (default 106);\n"
+            "                       212/424 are also requested from the reader (PPS)\n"
+            "  --device-model M     sim (default): card time = round trip through the\n"
+            "                       simulator; sim-realtime: minus the modelled air time\n"
+            "                       (tse-pn532sim --realtime); pn532: round trip minus\n"
+            "                       modelled UART and air time\n"
+            "  --wait SEC           how long to wait for a card (default 10)\n"
+            "  --timeout MS         per exchange (default 5000)\n"
+            "  --repeat N           tap N times (activate, transaction, release)\n"
+            "  --svg FILE           SVG timeline of the (last) tap\n"
+            "  --quiet              no transcript lines, only the report\n"
+            "  --no-report          no report\n"
+            "  --help               this text\n\n"
+            "Exit status: 0 success; 1 a transaction failed; 2 usage or device error;\n"
+            "3 no card within --wait.\n");
 }
 
 static char *read_text(const char *path, size_t *len)
@@ -105,16 +110,25 @@ static int open_card(struct tse_card **card, const char *image, const char *prof
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"device", required_argument, NULL, 'd'},  {"card", required_argument, NULL, 'c'},
-        {"profile", required_argument, NULL, 'p'}, {"apdu", required_argument, NULL, 'a'},
-        {"txn", required_argument, NULL, 'T'},     {"param", required_argument, NULL, 'P'},
-        {"rate", required_argument, NULL, 'r'},    {"device-model", required_argument, NULL, 'm'},
-        {"wait", required_argument, NULL, 'w'},    {"timeout", required_argument, NULL, 't'},
-        {"repeat", required_argument, NULL, 'n'},  {"svg", required_argument, NULL, 's'},
-        {"quiet", no_argument, NULL, 'q'},         {"no-report", no_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *device = NULL, *image = NULL, *profile = NULL, *txn_name = NULL, *svg = NULL;
+    static const struct option longopts[] = {{"device", required_argument, NULL, 'd'},
+                                             {"card", required_argument, NULL, 'c'},
+                                             {"profile", required_argument, NULL, 'p'},
+                                             {"apdu", required_argument, NULL, 'a'},
+                                             {"txn", required_argument, NULL, 'T'},
+                                             {"param", required_argument, NULL, 'P'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"device-model", required_argument, NULL, 'm'},
+                                             {"wait", required_argument, NULL, 'w'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"repeat", required_argument, NULL, 'n'},
+                                             {"svg", required_argument, NULL, 's'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"no-report", no_argument, NULL, 'N'},
+                                             {"reader", required_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *device = NULL, *image = NULL, *reader = NULL, *profile = NULL, *txn_name = NULL,
+               *svg = NULL;
     struct tse_tap_options to = {.rate = TSE_AIR_106, .wait_ms = 10000, .timeout_ms = 5000};
     const char **apdus = calloc((size_t)argc, sizeof(char *));
     const char **params = calloc((size_t)argc, sizeof(char *));
@@ -132,6 +146,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             image = optarg;
+            break;
+        case 'R':
+            reader = optarg;
             break;
         case 'p':
             profile = optarg;
@@ -217,7 +234,7 @@ int main(int argc, char **argv)
             printf("%-10s %s\n", txns[i]->name, txns[i]->summary);
         return 0;
     }
-    if (optind != argc || !device == !image) {
+    if (optind != argc || (device != NULL) + (image != NULL) + (reader != NULL) != 1) {
         usage(stderr);
         return 2;
     }
@@ -236,6 +253,16 @@ int main(int argc, char **argv)
     if (image && open_card(&card, image, profile) != 0)
         return 2;
     to.card = card;
+    const struct tse_tap_transport *tr = NULL;
+    if (reader) {
+        char rerr[512] = "";
+        tr = tap_pcsc_open(reader, rerr, sizeof(rerr));
+        if (!tr) {
+            fprintf(stderr, "tse-tap: %s\n", rerr);
+            return 2;
+        }
+    }
+    to.transport = tr;
     to.connstring = device && strcmp(device, "default") ? device : NULL;
     struct tse_tap *tap = NULL;
     char err[256] = "";
@@ -243,6 +270,7 @@ int main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "tse-tap: %s\n", err[0] ? err : tse_strerror(rc));
         tse_card_free(card);
+        tap_pcsc_close(tr);
         return 2;
     }
     int status = 0;
@@ -268,6 +296,7 @@ int main(int argc, char **argv)
     }
     tse_tap_close(tap);
     tse_card_free(card);
+    tap_pcsc_close(tr);
     free(apdus);
     free(params);
     return status;
