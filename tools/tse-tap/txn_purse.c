@@ -692,6 +692,22 @@ static int recover(struct tap_session *s, struct tse_wallet_term *t)
     return 0;
 }
 
+static int run_mode(struct tse_wallet_term *t, const struct purse_params *p,
+                    struct tse_wallet_result *res)
+{
+    switch (p->mode) {
+    case M_ENTRY:
+        return tse_wallet_term_entry(t, &p->gate, res);
+    case M_EXIT:
+        return tse_wallet_term_exit(t, &p->gate, p->amount, res);
+    case M_PURCHASE:
+        return tse_wallet_term_purchase(t, p->amount, res);
+    case M_LOAD:
+        break;
+    }
+    return tse_wallet_term_load(t, p->amount, res);
+}
+
 static int run_purse(struct tse_tap *tap, const struct tap_args *a)
 {
     struct purse_params p;
@@ -781,25 +797,24 @@ static int run_purse(struct tse_tap *tap, const struct tap_args *a)
         }
     }
 
-    /* 4. the transaction */
+    /* 4. the transaction. A card serving both interfaces refuses a DEBIT or CREDIT (6985,
+     * nothing written) when a transaction on its other interface committed since this
+     * INITIALIZE; the card is still in the field, so the terminal runs it once more. */
     struct tse_wallet_result res;
-    memset(&res, 0, sizeof(res));
-    term_begin(&s);
-    switch (p.mode) {
-    case M_ENTRY:
-        rc = tse_wallet_term_entry(&t, &p.gate, &res);
-        break;
-    case M_EXIT:
-        rc = tse_wallet_term_exit(&t, &p.gate, p.amount, &res);
-        break;
-    case M_PURCHASE:
-        rc = tse_wallet_term_purchase(&t, p.amount, &res);
-        break;
-    case M_LOAD:
-        rc = tse_wallet_term_load(&t, p.amount, &res);
-        break;
+    for (int attempt = 0;; attempt++) {
+        memset(&res, 0, sizeof(res));
+        term_begin(&s);
+        rc = run_mode(&t, &p, &res);
+        term_end(&s);
+        if (attempt > 0 || s.cut_done || rc != TSE_ERR_STATE ||
+            t.sw != SW_CONDITIONS_NOT_SATISFIED || !t.step ||
+            (strncmp(t.step, "DEBIT", 5) && strncmp(t.step, "CREDIT", 6)))
+            break;
+        fprintf(f,
+                "purse: %s answered 6985 (the purse changed during the transaction): "
+                "running it again\n",
+                t.step);
     }
-    term_end(&s);
     if (rc && s.cut_done) {
         /* the card may have committed: keep what the PSAM needs to check its proof */
         gate.pending = true;
