@@ -34,10 +34,9 @@ enum purse_cut { CUT_NONE, CUT_DEBIT, CUT_BEFORE_DEBIT };
 
 static const char *const mode_names[] = {"entry", "exit", "purchase", "load"};
 
-#define EP_LABEL      "MOT_T_EP"
-#define RAIL_RECORD   0x12u /* the identifier the terminal library gives the rail record */
-#define DEFAULT_FARE  200u  /* fen, when an exit names none */
-#define STATE_MAX_TXT 4096
+#define EP_LABEL     "MOT_T_EP"
+#define RAIL_RECORD  0x12u /* the identifier the terminal library gives the rail record */
+#define DEFAULT_FARE 200u  /* fen, when an exit names none */
 
 static const uint8_t ppse_aid[14] = {'2', 'P', 'A', 'Y', '.', 'S', 'Y',
                                      'S', '.', 'D', 'D', 'F', '0', '1'};
