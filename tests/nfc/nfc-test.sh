@@ -184,6 +184,24 @@ check "reader mode: tse-pn532sim runs a script 3 times against tse-card --nfc" r
 stop_pid "$CARD_PID"
 CARD_PID=
 
+# ---- reader mode with the purse: the simulated reader is a gate running wallet commands -----
+start_sim "$RUN/sim-reader-purse.log" reader --link "$RUN/em3" \
+    -f "$SRC/tests/nfc/purse-reader.tse" --wait 20 --log "$RUN/sim-reader-purse.json" || exit 1
+start_card "$RUN/card-reader-purse.log" --card "$RUN/reader-purse.img" \
+    --profile "$SRC/tests/nfc/purse.profile" --nfc "pn532_uart:$RUN/em3" --no-vpcd || exit 1
+reader_mode_purse() {
+    wait "$SIM_PID"
+    rc=$?
+    SIM_PID=
+    cat "$RUN/sim-reader-purse.log"
+    [ $rc -eq 0 ] && grep -q "1 activation(s), 0 failure(s)" "$RUN/sim-reader-purse.log" &&
+        grep -q "exit at station 0017, fare 2.00: balance 8.00.*(verified)" "$RUN/sim-reader-purse.log"
+}
+check "reader mode: a gate script (load, entry, exit, TAC verified) against tse-card --nfc" \
+    reader_mode_purse
+stop_pid "$CARD_PID"
+CARD_PID=
+
 # ---- real-time pacing: measured times follow the model -----------------------------------
 start_sim "$RUN/sim-rt.log" card --card "$RUN/card.img" --link "$RUN/pn532rt" --realtime \
     --log "$RUN/sim-rt.json" || exit 1
