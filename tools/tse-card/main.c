@@ -61,31 +61,6 @@ static void *nfc_thread(void *p)
     return NULL;
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap || cap >= (1u << 20))
-            break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"card", required_argument, NULL, 'c'},
@@ -187,26 +162,14 @@ int main(int argc, char **argv)
     struct tse_card *card = NULL;
     char err[512] = "";
     int rc;
-    if (access(image, F_OK) == 0) {
-        if (profile)
-            fprintf(stderr,
-                    "tse-card: %s exists; --profile only applies when an image is "
-                    "created\n",
-                    image);
-        rc = tse_card_open(&card, image, &copt, err, sizeof(err));
-    } else {
-        size_t len = 0;
-        char *text = NULL;
-        if (profile && !(text = read_text(profile, &len))) {
-            fprintf(stderr, "tse-card: %s: %s\n", profile, strerror(errno));
-            return 2;
-        }
-        rc = tse_card_create(&card, image, text, len, profile, &copt, err, sizeof(err));
-        free(text);
-        if (rc == 0)
-            fprintf(stderr, "tse-card: created card image %s (profile: %s)\n", image,
-                    profile ? profile : "default");
-    }
+    bool created = false;
+    if (profile && access(image, F_OK) == 0)
+        fprintf(stderr, "tse-card: %s exists; --profile only applies when an image is created\n",
+                image);
+    rc = tse_card_open_or_create(&card, image, profile, &copt, &created, err, sizeof(err));
+    if (created)
+        fprintf(stderr, "tse-card: created card image %s (profile: %s)\n", image,
+                profile ? profile : "default");
     if (rc) {
         fprintf(stderr, "tse-card: %s\n", err[0] ? err : tse_strerror(rc));
         return 2;

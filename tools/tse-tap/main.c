@@ -60,51 +60,18 @@ static void usage(FILE *f)
             "3 no card within --wait.\n");
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap || cap >= (1u << 20))
-            break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 static int open_card(struct tse_card **card, const char *image, const char *profile)
 {
     char err[512] = "";
-    int rc;
-    if (access(image, F_OK) == 0) {
-        rc = tse_card_open(card, image, NULL, err, sizeof(err));
-    } else {
-        size_t len = 0;
-        char *text = NULL;
-        if (profile && !(text = read_text(profile, &len))) {
-            fprintf(stderr, "tse-tap: %s: %s\n", profile, strerror(errno));
-            return 2;
-        }
-        rc = tse_card_create(card, image, text, len, profile, NULL, err, sizeof(err));
-        free(text);
-    }
+    bool created = false;
+    int rc = tse_card_open_or_create(card, image, profile, NULL, &created, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "tse-tap: %s\n", err[0] ? err : tse_strerror(rc));
         return 2;
     }
+    if (created)
+        fprintf(stderr, "tse-tap: created card image %s (profile: %s)\n", image,
+                profile ? profile : "default");
     return 0;
 }
 
