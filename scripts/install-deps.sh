@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libmbedtls-dev libcmocka-dev libedit-dev zlib1g-dev libzip-dev \
-pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools python3-pyscard iproute2"
+pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools python3-pyscard iproute2 \
+libnfc-dev libnfc-bin libnfc-examples"
 
 missing=""
 for p in $PACKAGES; do

@@ -127,14 +127,17 @@ struct tse_cap_import {
 };
 
 struct tse_cap_dap {
-    struct tse_aid sd; /**< 4F: the security domain whose key verifies the signature */
-    uint32_t sig_len;  /**< C3: signature length (the bytes are not kept) */
+    struct tse_aid sd;   /**< 4F: the security domain whose key verifies the signature */
+    uint32_t sig_len;    /**< C3: signature length (the bytes are not kept) */
+    uint32_t sig_offset; /**< stream offset of the signature's first byte (0 until known) */
 };
 
 /** What the stream carried. Filled as the bytes arrive; complete after finish() returns 0. */
 struct tse_cap_info {
-    uint32_t stream_len; /**< bytes fed (DAP blocks and the C4 object) */
-    uint32_t lfdb_len;   /**< length of the C4 value: the load file data block */
+    uint32_t stream_len;  /**< bytes fed (DAP blocks and the C4 object) */
+    uint32_t lfdb_len;    /**< length of the C4 value: the load file data block */
+    uint32_t lfdb_offset; /**< stream offset of the LFDB's first byte (0 until the C4 header is
+                               complete): a caller hashing the LFDB block by block starts there */
     /** The Header component arrived complete and valid: the CAP format, flags, package
      * version, AID and name below are final (a card can check the AID against INSTALL [for
      * load] from this point on, before the last block). */
@@ -152,7 +155,9 @@ struct tse_cap_info {
     struct tse_cap_import imports[TSE_CAP_MAX_IMPORTS];
     uint8_t n_components; /**< components in the LFDB, in stream order */
     struct tse_cap_component components[TSE_CAP_MAX_TAG];
-    uint8_t n_dap; /**< DAP blocks (only the first TSE_CAP_MAX_DAP are kept) */
+    uint8_t n_dap; /**< DAP blocks complete (only the first TSE_CAP_MAX_DAP are kept); the
+                        entry at index n_dap is the block in progress: its `sd` is set once its
+                        4F is complete, its `sig_offset` and `sig_len` once the C3 length is */
     struct tse_cap_dap dap[TSE_CAP_MAX_DAP];
     /** Component sizes the Directory declares, by tag (index 0 unused; 12 Debug, 13 Static
      * Resources). The Descriptor may be declared but not loaded: gp leaves it out. */

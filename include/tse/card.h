@@ -65,6 +65,19 @@ int tse_card_create(struct tse_card **card, const char *path, const char *profil
                     const struct tse_card_options *opt, char *err, size_t errlen);
 
 /**
+ * What the tools do with `--card IMG [--profile FILE]`: open the image if `path` exists, else
+ * create it from the profile file `profile_path` (NULL: the built-in default profile).
+ * *created (may be NULL) says which happened.
+ * @retval 0 success
+ * @retval TSE_ERR_IO the profile file cannot be read, or `path` cannot be examined (err says
+ *         which file and why)
+ * other values as tse_card_open() / tse_card_create()
+ */
+int tse_card_open_or_create(struct tse_card **card, const char *path, const char *profile_path,
+                            const struct tse_card_options *opt, bool *created, char *err,
+                            size_t errlen);
+
+/**
  * Open an existing card image. A record torn by a crash or power cut at the end of the
  * journal is discarded (that is the state before the interrupted write or transaction).
  * @retval 0 success

@@ -116,6 +116,12 @@ struct tse_profile {
     size_t token_n_len;
     uint8_t token_e[8];
     size_t token_e_len;
+    /** DAP verification key (RSA public, `[isd] dap_key`): checks the E2 blocks of loads into
+     *  security domains with DAP Verification or Mandated DAP. Empty: such loads fail. */
+    uint8_t dap_n[512];
+    size_t dap_n_len;
+    uint8_t dap_e[8];
+    size_t dap_e_len;
     uint8_t receipt_key[32];
     size_t receipt_key_len;
     int receipt_aes; /**< 1: AES-CMAC receipts; 0: 3DES retail MAC */

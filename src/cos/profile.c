@@ -401,6 +401,12 @@ static int key_isd(struct parser *ps, const char *k, const char *v)
     if (!strcmp(k, "token_key_exponent"))
         return hexval_fixed(ps, k, v, ps->p->token_e, sizeof(ps->p->token_e), &ps->p->token_e_len,
                             1, sizeof(ps->p->token_e));
+    if (!strcmp(k, "dap_key"))
+        return hexval_fixed(ps, k, v, ps->p->dap_n, sizeof(ps->p->dap_n), &ps->p->dap_n_len, 64,
+                            sizeof(ps->p->dap_n));
+    if (!strcmp(k, "dap_key_exponent"))
+        return hexval_fixed(ps, k, v, ps->p->dap_e, sizeof(ps->p->dap_e), &ps->p->dap_e_len, 1,
+                            sizeof(ps->p->dap_e));
     if (!strcmp(k, "receipt_key")) {
         int rc = hexval_fixed(ps, k, v, ps->p->receipt_key, sizeof(ps->p->receipt_key),
                               &ps->p->receipt_key_len, 16, 32);
@@ -789,6 +795,8 @@ static void defaults(struct tse_profile *p)
     p->token_e[1] = 0x00;
     p->token_e[2] = 0x01;
     p->token_e_len = 3;
+    memcpy(p->dap_e, p->token_e, 3);
+    p->dap_e_len = 3;
     static const uint8_t atr[] = {0x3B, 0xF8, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45,
                                   't',  's',  'e',  '-',  'c',  'a',  'r',  'd',  0xBB};
     memcpy(p->atr, atr, sizeof(atr));

@@ -417,3 +417,38 @@ int tse_rsa_sign(const uint8_t *key, size_t klen, const uint8_t *msg, size_t mle
     mbedtls_pk_free(&pk);
     return rc;
 }
+
+/* ---- incremental hashes ---------------------------------------------------------------------- */
+
+int tse_hash_init(struct tse_hash *h, size_t digest_len)
+{
+    memset(h, 0, sizeof(*h));
+    if (digest_len == 20) {
+        h->alg = 1;
+        mbedtls_sha1_init(&h->u.sha1);
+        return mbedtls_sha1_starts_ret(&h->u.sha1) ? TSE_ERR_INVALID_ARG : 0;
+    }
+    if (digest_len == 32) {
+        h->alg = 2;
+        mbedtls_sha256_init(&h->u.sha256);
+        return mbedtls_sha256_starts_ret(&h->u.sha256, 0) ? TSE_ERR_INVALID_ARG : 0;
+    }
+    return TSE_ERR_INVALID_ARG;
+}
+
+int tse_hash_update(struct tse_hash *h, const uint8_t *b, size_t len)
+{
+    int rc = h->alg == 1   ? mbedtls_sha1_update_ret(&h->u.sha1, b, len)
+             : h->alg == 2 ? mbedtls_sha256_update_ret(&h->u.sha256, b, len)
+                           : -1;
+    return rc ? TSE_ERR_INVALID_ARG : 0;
+}
+
+int tse_hash_final(struct tse_hash *h, uint8_t out[32])
+{
+    if (h->alg == 1)
+        return mbedtls_sha1_finish_ret(&h->u.sha1, out) ? TSE_ERR_INVALID_ARG : 20;
+    if (h->alg == 2)
+        return mbedtls_sha256_finish_ret(&h->u.sha256, out) ? TSE_ERR_INVALID_ARG : 32;
+    return TSE_ERR_INVALID_ARG;
+}

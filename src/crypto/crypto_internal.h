@@ -9,6 +9,9 @@
 #define TSE_CRYPTO_INTERNAL_H
 
 #include <stdbool.h>
+
+#include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +61,21 @@ int tse_kcv_aes(const uint8_t *key, size_t klen, uint8_t *kcv, size_t n);
 bool tse_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 /* Overwrite secrets. */
 void tse_wipe(void *p, size_t len);
+
+/* Incremental SHA-1 / SHA-256 (the LOAD file data block hash). Plain data, no pointers: it may
+ * live in transient card RAM between commands. */
+struct tse_hash {
+    int alg; /* 1 SHA-1, 2 SHA-256 */
+    union {
+        mbedtls_sha1_context sha1;
+        mbedtls_sha256_context sha256;
+    } u;
+};
+/* alg: 20 → SHA-1, 32 → SHA-256 (the digest length). TSE_ERR_INVALID_ARG otherwise. */
+int tse_hash_init(struct tse_hash *h, size_t digest_len);
+int tse_hash_update(struct tse_hash *h, const uint8_t *b, size_t len);
+/* Writes the digest (20 or 32 bytes) and returns its length, or a tse_err. */
+int tse_hash_final(struct tse_hash *h, uint8_t out[32]);
 
 /* RSA signatures as GlobalPlatform delegated management tokens use them (GPPro's choice):
  * moduli up to 1024 bits: PKCS#1 v1.5 with SHA-1; larger: RSASSA-PSS with SHA-256 (any salt

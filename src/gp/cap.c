@@ -546,6 +546,10 @@ static int dap_byte(struct tse_cap_stream *st, uint8_t b)
         st->inner_left = st->len_acc;
         if (st->in_tag == 0x4F)
             st->dap_sd.len = 0;
+        else if (st->info.n_dap < TSE_CAP_MAX_DAP) { /* the signature starts with the next byte */
+            st->info.dap[st->info.n_dap].sig_offset = st->info.stream_len + 1;
+            st->info.dap[st->info.n_dap].sig_len = st->len_acc;
+        }
         st->phase = PH_DAP_VAL;
         break;
     default: /* PH_DAP_VAL of 4F (C3 values are skipped in bulk) */
@@ -553,6 +557,9 @@ static int dap_byte(struct tse_cap_stream *st, uint8_t b)
         if (--st->inner_left == 0) {
             st->dap_state++;
             st->phase = PH_DAP_TAG;
+            /* known before the signature arrives, for callers collecting it as it streams */
+            if (st->info.n_dap < TSE_CAP_MAX_DAP)
+                st->info.dap[st->info.n_dap].sd = st->dap_sd;
         }
         break;
     }
@@ -590,6 +597,7 @@ static int top_byte(struct tse_cap_stream *st, uint8_t b)
         return 0;
     }
     st->info.lfdb_len = st->len_acc;
+    st->info.lfdb_offset = st->info.stream_len + 1; /* the LFDB starts with the next byte */
     st->phase = PH_COMP_HDR;
     st->comp_hdr_len = 0;
     if (st->value_left == 0)

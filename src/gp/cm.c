@@ -178,6 +178,13 @@ struct cm_state {
     uint8_t next_block;
     struct tse_aid elf, sd;
     struct tse_cap_stream cap;
+    /* the load file data block hash the card computes, the one INSTALL [for load] gave, and
+     * the DAP signatures of the domains that must verify this load */
+    struct tse_hash lfdb_hash;
+    uint8_t hash_len, given_len, given_hash[32];
+    uint8_t n_dap;
+    struct tse_aid dap_sd[2];
+    uint8_t dap_sig[2][256];
     uint8_t perso; /* INSTALL [for personalization] named `target` */
     uint8_t perso_next;
     struct tse_aid target;
@@ -882,7 +889,7 @@ static uint16_t for_load(struct tse_ctx *ctx, const struct field *f, struct tse_
     struct tse_aid elf, sd = ctx->inst->aid;
     if (!aid_field(&f[0], &elf) || (f[1].len && !aid_field(&f[1], &sd)))
         return SW_WRONG_DATA;
-    /* load file data block hash: SHA-1 or SHA-256 length; accepted, not verified (no DAP) */
+    /* load file data block hash: SHA-1 or SHA-256, checked at the last LOAD block */
     if (f[2].len && f[2].len != 20 && f[2].len != 32)
         return SW_WRONG_DATA;
     if (f[3].len) { /* load parameters: EF { C6 code, C7 volatile, C8 non-volatile … } */
@@ -907,6 +914,22 @@ static uint16_t for_load(struct tse_ctx *ctx, const struct field *f, struct tse_
     st->elf = elf;
     st->sd = sd;
     tse_cap_stream_init(&st->cap);
+    /* who must verify a DAP: the target SD with DAP Verification, any SD with Mandated DAP */
+    st->n_dap = 0;
+    if (tse_rt_inst(card, d)->priv[0] & PRIV0_DAP)
+        st->dap_sd[st->n_dap++] = sd;
+    for (size_t i = 0; i < card->n_inst && st->n_dap < 2; i++)
+        if (is_sd(tse_rt_inst(card, i)) && (tse_rt_inst(card, i)->priv[0] & PRIV0_MANDATED_DAP) &&
+            !tse_aid_equal(&tse_rt_inst(card, i)->aid, &sd))
+            st->dap_sd[st->n_dap++] = tse_rt_inst(card, i)->aid;
+    memset(st->dap_sig, 0, sizeof(st->dap_sig));
+    /* the card hashes the LFDB when a hash was given (its length picks SHA-1 or SHA-256) or a
+     * DAP must be checked (SHA-1, as GlobalPlatform 2.1.1 cards do) */
+    st->hash_len = (uint8_t)(f[2].len ? f[2].len : st->n_dap ? 20 : 0);
+    st->given_len = (uint8_t)f[2].len;
+    memcpy(st->given_hash, f[2].v, f[2].len);
+    if (st->hash_len && tse_hash_init(&st->lfdb_hash, st->hash_len) != 0)
+        return SW_UNKNOWN;
     return confirm(rsp);
 }
 
@@ -989,6 +1012,68 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 
 /* ---- LOAD ------------------------------------------------------------------------------------ */
 
+/* The bytes of one LOAD block that belong to the LFDB (hashed) and to the DAP signatures the
+ * card must check (kept). `at` is the block's offset in the load stream. */
+static void load_collect(struct cm_state *st, const uint8_t *b, size_t len, uint32_t at)
+{
+    const struct tse_cap_info *in = &st->cap.info;
+    uint64_t end = (uint64_t)at + len;
+    if (st->hash_len && in->lfdb_offset) {
+        uint64_t from = at > in->lfdb_offset ? at : in->lfdb_offset;
+        uint64_t to = (uint64_t)in->lfdb_offset + in->lfdb_len;
+        if (to > end)
+            to = end;
+        if (from < to)
+            tse_hash_update(&st->lfdb_hash, b + (from - at), (size_t)(to - from));
+    }
+    /* the signatures: complete DAP blocks and the one in progress */
+    for (size_t k = 0; k <= in->n_dap && k < TSE_CAP_MAX_DAP; k++) {
+        const struct tse_cap_dap *d = &in->dap[k];
+        uint32_t sig_len = d->sig_len;
+        if (!d->sig_offset || sig_len > sizeof(st->dap_sig[0]))
+            continue;
+        for (int v = 0; v < st->n_dap; v++) {
+            if (!tse_aid_equal(&d->sd, &st->dap_sd[v]))
+                continue;
+            uint64_t from = at > d->sig_offset ? at : d->sig_offset;
+            uint64_t to = (uint64_t)d->sig_offset + sig_len;
+            if (to > end)
+                to = end;
+            if (from < to)
+                memcpy(st->dap_sig[v] + (from - d->sig_offset), b + (from - at),
+                       (size_t)(to - from));
+        }
+    }
+}
+
+/* End of a load: the LFDB hash against the one INSTALL [for load] gave (6A80), then each
+ * required DAP block (6982 when missing or wrong). */
+static uint16_t load_verify(struct tse_ctx *ctx, struct cm_state *st)
+{
+    uint8_t hash[32];
+    int hl = 0;
+    if (st->hash_len) {
+        hl = tse_hash_final(&st->lfdb_hash, hash);
+        if (hl != st->hash_len)
+            return SW_UNKNOWN;
+        if (st->given_len && memcmp(st->given_hash, hash, (size_t)hl) != 0)
+            return SW_WRONG_DATA; /* the load file is not the one INSTALL [for load] announced */
+    }
+    const struct tse_profile *p = ctx->card->prof;
+    const struct tse_cap_info *in = &st->cap.info;
+    for (int v = 0; v < st->n_dap; v++) {
+        const struct tse_cap_dap *d = NULL;
+        for (size_t k = 0; k < in->n_dap && k < TSE_CAP_MAX_DAP && !d; k++)
+            if (tse_aid_equal(&in->dap[k].sd, &st->dap_sd[v]))
+                d = &in->dap[k];
+        if (!d || !p->dap_n_len || d->sig_len > sizeof(st->dap_sig[0]) ||
+            tse_rsa_verify(p->dap_n, p->dap_n_len, p->dap_e, p->dap_e_len, hash, (size_t)hl,
+                           st->dap_sig[v], d->sig_len) != 0)
+            return SW_SECURITY_STATUS_NOT_SATISFIED;
+    }
+    return SW_NO_ERROR;
+}
+
 uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const struct tse_apdu *a,
                      struct tse_response *rsp)
 {
@@ -1003,16 +1088,20 @@ uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const
         st->loading = 0; /* a block out of order ends the load: start again */
         return SW_INCORRECT_P1P2;
     }
+    uint32_t before = st->cap.info.stream_len;
     if (a->lc == 0 || tse_cap_stream_feed(&st->cap, a->data, a->lc) != 0) {
         st->loading = 0;
         return a->lc ? tse_cap_reason_sw(st->cap.reason) : SW_WRONG_LENGTH;
     }
+    load_collect(st, a->data, a->lc, before);
     st->next_block++;
     if (a->p1 != 0x80)
         return SW_NO_ERROR;
     st->loading = 0;
     if (tse_cap_stream_finish(&st->cap, NULL) != 0)
         return tse_cap_reason_sw(st->cap.reason);
+    if ((sw = load_verify(ctx, st)) != SW_NO_ERROR)
+        return sw;
     /* The CAP file must be the package INSTALL [for load] named, and this card's native code
      * must implement it: same package, same major version, every applet a native module.
      * Only then does the load file enter the registry. */
@@ -1234,8 +1323,8 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const
         st->perso = 0;
         return SW_CONDITIONS_NOT_SATISFIED;
     }
-    if (a->p2 != st->perso_next)
-        return SW_INCORRECT_P1P2;
+    if (a->p2 != st->perso_next && a->p2 != 0)
+        return SW_INCORRECT_P1P2; /* blocks count from 00; 00 starts the sequence again */
     uint16_t sw;
     int rc =
         tse_rt_personalize(card, idx, tse_ctx_interface(ctx), tse_ctx_channel(ctx), s, a, rsp, &sw);
@@ -1243,7 +1332,7 @@ uint16_t tse_gp_store_data(struct tse_ctx *ctx, struct tse_scp_session *s, const
         return SW_UNKNOWN;
     if (rc)
         return SW_CONDITIONS_NOT_SATISFIED;
-    st->perso_next++;
+    st->perso_next = (uint8_t)(a->p2 + 1);
     if (last)
         st->perso = 0;
     return sw;

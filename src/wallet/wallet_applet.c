@@ -621,6 +621,17 @@ static void set_proof(uint8_t *at, uint8_t type, uint16_t seq, const uint8_t mac
     memcpy(at + 7, tac, 4);
 }
 
+/* A transaction committed on the other interface since this session's INITIALIZE (the card
+ * serves contact and contactless at once, each with its own session): its counter and balance
+ * are stale, and two transactions must never share a counter nor a TAC name a balance the
+ * purse never had. */
+static bool session_stale(const struct purse *p)
+{
+    const struct session *s = p->s;
+    uint16_t seq = get16(p->st + (s->state == S_LOAD ? ST_ONLINE : ST_OFFLINE));
+    return seq != s->seq || spendable(p) != s->balance;
+}
+
 static uint16_t credit(struct purse *p, const struct tse_apdu *a, struct tse_response *rsp)
 {
     struct session *s = p->s;
@@ -630,6 +641,10 @@ static uint16_t credit(struct purse *p, const struct tse_apdu *a, struct tse_res
         return SW_INCORRECT_P1P2;
     if (s->state != S_LOAD)
         return SW_CONDITIONS_NOT_SATISFIED;
+    if (session_stale(p)) {
+        end_session(p);
+        return SW_CONDITIONS_NOT_SATISFIED;
+    }
     const uint8_t *date = a->data, *time = a->data + 4, *mac2 = a->data + 7;
     struct tse_wallet_txn t = {
         .type = s->type, .amount = s->amount, .seq = s->seq, .balance = s->balance};
@@ -762,6 +777,10 @@ static uint16_t debit(struct purse *p, const struct tse_apdu *a, struct tse_resp
         return SW_INCORRECT_P1P2;
     if (s->state != S_PURCHASE && s->state != S_CAPP)
         return SW_CONDITIONS_NOT_SATISFIED;
+    if (session_stale(p)) {
+        end_session(p);
+        return SW_CONDITIONS_NOT_SATISFIED;
+    }
     const uint8_t *key = find_key(p->ctx, TSE_WALLET_KEY_PURCHASE, s->key_index);
     if (!key)
         return SW_WALLET_KEY_NOT_FOUND;

@@ -152,13 +152,13 @@ static void check_ppse(const uint8_t *r, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!card || ++runs % 2000 == 0)
-        fresh();
+    if (!card || ++runs % 200 == 0)
+        fresh(); /* a short journal: recovery after a cut re-reads all of it */
     power_up();
     static uint8_t r[TSE_RAPDU_MAX];
     uint8_t c[300], aid[16];
-    size_t pos = 0;
-    while (pos + 2 <= size) {
+    size_t pos = 0, ops = 0;
+    while (pos + 2 <= size && ops++ < 32) { /* enough to reach any state; bounded cost */
         uint8_t op = data[pos], len = data[pos + 1];
         pos += 2;
         if (len > size - pos)

@@ -42,36 +42,9 @@ static const char *SCRIPT[] = {
 #define N_SCRIPT (N_BASE * ROUNDS)
 #define CMD(i)   SCRIPT[(i) % N_BASE]
 
-static uint8_t *read_file(const char *p, size_t *len)
-{
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void write_file(const char *p, const uint8_t *b, size_t len)
-{
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
 static struct tse_card *open_on(const char *p)
 {
-    struct tse_card *c;
-    char err[256];
-    if (tse_card_open(&c, p, NULL, err, sizeof(err)) != 0)
-        fail_msg("open %s: %s", p, err);
-    size_t n;
-    assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACT, NULL, 0, &n), 0);
-    return c;
+    return tt_open(p, TSE_IF_CONTACT);
 }
 
 /* A + B is conserved and the newest log entry matches seq. */
@@ -93,13 +66,13 @@ static void test_tear_sweep(void **state)
     struct tse_card *c = tt_card(NULL, base, sizeof(base));
     tse_card_free(c);
     size_t base_len;
-    uint8_t *base_img = read_file(base, &base_len);
+    uint8_t *base_img = tt_read_file(base, &base_len);
     tt_path(work, sizeof(work), "sweep");
 
     /* reference run */
     uint8_t ref[N_SCRIPT + 1][32];
     unsigned long w_after[N_SCRIPT + 1];
-    write_file(work, base_img, base_len);
+    tt_write_file(work, base_img, base_len);
     c = open_on(work);
     tse_card_state_digest(c, ref[0]);
     w_after[0] = tse_card_store_writes(c);
@@ -116,7 +89,7 @@ static void test_tear_sweep(void **state)
 
     unsigned inconsistencies = 0;
     for (unsigned long k = 1; k <= total; k++) {
-        write_file(work, base_img, base_len);
+        tt_write_file(work, base_img, base_len);
         c = open_on(work);
         assert_int_equal(tse_card_tear_at(c, k), 0);
         size_t i = 0;

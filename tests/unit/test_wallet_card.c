@@ -615,6 +615,81 @@ static void test_instances(void **state)
 }
 
 /* Vector A through the card: the DPK of the vector (undiversified), the card's random fixed. */
+/* A terminal on the contact interface whose DEBIT or CREDIT waits while a whole purchase runs
+ * on the contactless interface: the two interfaces' sessions overlap on one purse. */
+struct overlap {
+    struct tse_card *card;
+    struct wt_term *other; /* the contactless terminal */
+    bool done;
+};
+
+static int overlap_transmit(void *user, const uint8_t *c, size_t clen, uint8_t *r, size_t rcap,
+                            size_t *rlen)
+{
+    struct overlap *o = user;
+    if (!o->done && clen > 2 && c[0] == 0x80 && (c[1] == 0x54 || c[1] == 0x52)) {
+        o->done = true;
+        struct tse_wallet_result cl;
+        assert_int_equal(tse_wallet_term_purchase(&o->other->t, 100, &cl), 0);
+        assert_true(cl.tac_ok);
+    }
+    return tse_card_transmit(o->card, TSE_IF_CONTACT, c, clen, r, rcap, rlen);
+}
+
+static void test_interfaces_overlap(void **state)
+{
+    (void)state;
+    struct tse_card *c = bj_card();
+    struct wt_term w; /* contactless */
+    wt_term_init(&w, c);
+    wt_select(&w, W_AID_SHORT);
+    struct tse_wallet_result r;
+    assert_int_equal(tse_wallet_term_load(&w.t, 5000, &r), 0);
+
+    struct overlap o = {.card = c, .other = &w};
+    struct tse_psam psam;
+    tse_psam_init(&psam);
+    assert_int_equal(tse_psam_load_test_keys(&psam), 0);
+    static const uint8_t tid[6] = {0, 0, 0, 0, 0, 0x02};
+    tse_psam_set_terminal(&psam, tid, 1);
+    struct tse_wallet_term t; /* contact */
+    tse_wallet_term_init(&t, &psam, overlap_transmit, &o);
+    static const uint8_t pin[3] = {0x12, 0x34, 0x56};
+    memcpy(t.pin, pin, 3);
+    t.pin_len = 3;
+    uint8_t aid[8];
+    assert_int_equal(tse_hex_decode(W_AID_SHORT, aid, 8), 8);
+    assert_int_equal(tse_wallet_term_select(&t, aid, 8), 0);
+
+    /* a contactless purchase (counter 0 → 1) between the contact INITIALIZE (counter 0) and
+     * its DEBIT: the contact session is stale, its DEBIT is refused and writes nothing */
+    assert_int_equal(tse_wallet_term_purchase(&t, 200, &r), TSE_ERR_STATE);
+    assert_int_equal(t.sw, SW_CONDITIONS_NOT_SATISFIED);
+    assert_string_equal(t.step, "DEBIT FOR PURCHASE");
+    expect(c, "805C000204", "00001324 9000"); /* 50.00 - 1.00 */
+    expect(c, "00B201C417", "0001 000000 00000064 06 * 9000");
+    /* a new contact purchase gets the next counter */
+    assert_int_equal(tse_wallet_term_purchase(&t, 200, &r), 0);
+    assert_true(r.tac_ok);
+    assert_int_equal(r.seq, 1);
+    expect(c, "00B201C417", "0002 000000 000000C8 06 000000000002 * 9000");
+    expect(c, "00B202C417", "0001 000000 00000064 06 000000000001 * 9000");
+
+    /* a load whose CREDIT comes after a contactless purchase: its TAC would name a balance
+     * the purse never had, so it is refused too (the online counter stays) */
+    o.done = false;
+    assert_int_equal(tse_wallet_term_load(&t, 1000, &r), TSE_ERR_STATE);
+    assert_int_equal(t.sw, SW_CONDITIONS_NOT_SATISFIED);
+    assert_string_equal(t.step, "CREDIT FOR LOAD");
+    expect(c, "805C000204", "000011F8 9000"); /* 50.00 - 1.00 - 2.00 - 1.00 */
+    assert_int_equal(tse_wallet_term_load(&t, 1000, &r), 0);
+    assert_int_equal(r.seq, 1);
+    assert_int_equal(r.balance_after, 5600);
+    expect(c, "805C000204", "000015E0 9000");
+    tse_psam_free(&psam);
+    done(c);
+}
+
 static void test_vector_a_on_card(void **state)
 {
     (void)state;
@@ -662,13 +737,21 @@ static void test_vector_a_on_card(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_select_fci),    cmocka_unit_test(test_unpersonalised),
-        cmocka_unit_test(test_files),         cmocka_unit_test(test_perso_encrypted),
-        cmocka_unit_test(test_load_purchase), cmocka_unit_test(test_capp),
-        cmocka_unit_test(test_bad_mac),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_overdraft),     cmocka_unit_test(test_pin),
-        cmocka_unit_test(test_block),         cmocka_unit_test(test_sm_update),
-        cmocka_unit_test(test_instances),     cmocka_unit_test(test_vector_a_on_card),
+        cmocka_unit_test(test_select_fci),
+        cmocka_unit_test(test_unpersonalised),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_perso_encrypted),
+        cmocka_unit_test(test_load_purchase),
+        cmocka_unit_test(test_capp),
+        cmocka_unit_test(test_bad_mac),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_overdraft),
+        cmocka_unit_test(test_pin),
+        cmocka_unit_test(test_block),
+        cmocka_unit_test(test_sm_update),
+        cmocka_unit_test(test_instances),
+        cmocka_unit_test(test_vector_a_on_card),
+        cmocka_unit_test(test_interfaces_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

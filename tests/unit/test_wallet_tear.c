@@ -92,36 +92,9 @@ static int run_op(struct wt_term *w, const struct op *o)
     }
 }
 
-static uint8_t *read_file(const char *p, size_t *len)
-{
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void write_file(const char *p, const uint8_t *b, size_t len)
-{
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
 static struct tse_card *open_on(const char *p)
 {
-    struct tse_card *c;
-    char err[256];
-    if (tse_card_open(&c, p, NULL, err, sizeof(err)) != 0)
-        fail_msg("open %s: %s", p, err);
-    size_t n;
-    assert_int_equal(tse_card_power_on(c, TSE_IF_CONTACTLESS, NULL, 0, &n), 0);
-    return c;
+    return tt_open(p, TSE_IF_CONTACTLESS);
 }
 
 static unsigned inconsistencies;
@@ -248,7 +221,7 @@ struct sweep {
  * CREDIT/DEBIT lost (k = 0, d > 0). */
 static void sweep_one(struct sweep *sw, unsigned long k, unsigned d)
 {
-    write_file(sw->work, sw->img, sw->img_len);
+    tt_write_file(sw->work, sw->img, sw->img_len);
     struct tse_card *c = open_on(sw->work);
     struct wt_term w;
     wt_term_init(&w, c);
@@ -315,7 +288,7 @@ static void test_tear_sweep(void **state)
     struct sweep sw = {0};
     static uint8_t ref[N_OPS + 1][32];
     static unsigned long w_at[N_OPS + 1];
-    uint8_t *img = read_file(base, &sw.img_len);
+    uint8_t *img = tt_read_file(base, &sw.img_len);
     sw.img = img;
     tt_path(work, sizeof(work), "wsweep");
     sw.work = work;
@@ -323,7 +296,7 @@ static void test_tear_sweep(void **state)
     sw.w_at = w_at;
 
     /* reference run: writes and state digests around each operation */
-    write_file(work, img, sw.img_len);
+    tt_write_file(work, img, sw.img_len);
     c = open_on(work);
     struct wt_term w;
     wt_term_init(&w, c);

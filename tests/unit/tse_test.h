@@ -36,6 +36,40 @@ static inline void tt_path(char *out, size_t cap, const char *tag)
     unlink(tmp);
 }
 
+/* Whole-file helpers for image snapshots. */
+static inline uint8_t *tt_read_file(const char *p, size_t *len)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static inline void tt_write_file(const char *p, const uint8_t *b, size_t len)
+{
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+/* Open an existing image and power one interface. */
+static inline struct tse_card *tt_open(const char *p, int iface)
+{
+    struct tse_card *c;
+    char err[256];
+    if (tse_card_open(&c, p, NULL, err, sizeof(err)) != 0)
+        fail_msg("open %s: %s", p, err);
+    size_t n;
+    assert_int_equal(tse_card_power_on(c, (enum tse_iface)iface, NULL, 0, &n), 0);
+    return c;
+}
+
 /* Create a card from profile text (NULL = default) and power both interfaces. */
 static inline struct tse_card *tt_card(const char *profile, char *path, size_t cap)
 {

@@ -55,33 +55,6 @@ static void usage(FILE *f)
 }
 
 /* Whole file into a NUL-terminated buffer; NULL with errno set on failure. */
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    if (!f)
-        return NULL;
-    buf = malloc(PROFILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        errno = ENOMEM;
-        return NULL;
-    }
-    n = fread(buf, 1, PROFILE_MAX + 1, f);
-    if (ferror(f) || n > PROFILE_MAX) {
-        int e = ferror(f) ? EIO : EFBIG;
-        fclose(f);
-        free(buf);
-        errno = e;
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int open_card(struct tse_card **card, const char *img, const char *profile, bool fsync)
 {
     struct tse_card_options opt;
@@ -91,33 +64,16 @@ static int open_card(struct tse_card **card, const char *img, const char *profil
 
     memset(&opt, 0, sizeof(opt));
     opt.fsync = fsync ? 1 : -1;
-    if (stat(img, &st) == 0) {
-        if (profile)
-            fprintf(stderr,
-                    "apdu-shell: warning: %s exists; --profile only applies when an image is "
-                    "created\n",
-                    img);
-        rc = tse_card_open(card, img, &opt, err, sizeof(err));
-    } else if (errno == ENOENT) {
-        char *text = NULL;
-        size_t len = 0;
-        if (profile) {
-            text = read_text(profile, &len);
-            if (!text) {
-                fprintf(stderr, "apdu-shell: %s: %s\n", profile, strerror(errno));
-                return 2;
-            }
-        }
-        rc = tse_card_create(card, img, text, len, profile ? profile : "default", &opt, err,
-                             sizeof(err));
-        free(text);
-        if (rc == 0)
-            fprintf(stderr, "apdu-shell: created card image %s (profile: %s)\n", img,
-                    profile ? profile : "default");
-    } else {
-        fprintf(stderr, "apdu-shell: %s: %s\n", img, strerror(errno));
-        return 2;
-    }
+    bool created = false;
+    if (profile && stat(img, &st) == 0)
+        fprintf(stderr,
+                "apdu-shell: warning: %s exists; --profile only applies when an image is "
+                "created\n",
+                img);
+    rc = tse_card_open_or_create(card, img, profile, &opt, &created, err, sizeof(err));
+    if (created)
+        fprintf(stderr, "apdu-shell: created card image %s (profile: %s)\n", img,
+                profile ? profile : "default");
     if (rc) {
         const char *msg = err[0] ? err : tse_strerror(rc);
         size_t il = strlen(img);
