@@ -31,6 +31,7 @@
 
 #include "bench_util.h"
 
+#include "tse/airtime.h"
 #include "tse/card.h"
 #include "tse/farm.h"
 #include "tse/scp.h"
@@ -191,6 +192,12 @@ struct gate {
     struct tse_wallet_gate g;
     bool timed;     /* add the time spent inside the card to card_us */
     double card_us; /* tse_card_transmit() calls only */
+    /* with rec: each exchange's lengths and time inside the card */
+    struct xchg {
+        size_t clen, rlen;
+        double card_us;
+    } * rec;
+    size_t n_rec, cap_rec;
 };
 
 static int gate_xmit(void *user, const uint8_t *c, size_t clen, uint8_t *r, size_t rcap,
@@ -201,7 +208,10 @@ static int gate_xmit(void *user, const uint8_t *c, size_t clen, uint8_t *r, size
         return tse_card_transmit(g->card, TSE_IF_CONTACTLESS, c, clen, r, rcap, rlen);
     double t0 = bench_now_us();
     int rc = tse_card_transmit(g->card, TSE_IF_CONTACTLESS, c, clen, r, rcap, rlen);
-    g->card_us += bench_now_us() - t0;
+    double us = bench_now_us() - t0;
+    g->card_us += us;
+    if (g->rec && g->n_rec < g->cap_rec && rc == 0)
+        g->rec[g->n_rec++] = (struct xchg){clen, *rlen, us};
     return rc;
 }
 
@@ -432,6 +442,135 @@ static void case_exit(void)
              "store writes per exit)",
              w);
     add("exit_txn_fsync", "compound exit, fsync'd commits", "txn/s", v, opt.runs, nf, note);
+}
+
+/* ---- modelled air time ------------------------------------------------------------------- */
+
+/* The air link a reader has with the bench card: its ATS, FSD 256, no CID. */
+static void bench_link(struct tse_card *c, enum tse_air_rate br, struct tse_air_link *l)
+{
+    struct tse_cl_params cl;
+    tse_air_link_default(l);
+    if (tse_card_cl_params(c, &cl) != 0 || tse_air_link_from_ats(l, cl.ats, cl.ats_len) != 0)
+        die("air", "the card's ATS");
+    l->rate = br;
+    l->fsd = 256;
+}
+
+/* Typical transaction time of one recorded exit: the sum over its exchanges of first command
+ * bit .. last response bit, with the card's measured processing time (activation and the
+ * terminal's PSAM work are not in it, as in docs/contactless.md). */
+static double txn_time_us(const struct tse_air_link *l, const struct xchg *x, size_t n,
+                          double *air_us)
+{
+    double total = 0, air = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tse_air_exchange e;
+        if (tse_air_exchange(l, x[i].clen, x[i].rlen, x[i].card_us, &e) != 0)
+            die("air", "exchange model");
+        total += e.total_us;
+        air += e.air_us;
+    }
+    if (air_us)
+        *air_us = air;
+    return total;
+}
+
+static void case_air(void)
+{
+    char path[600];
+    img_path(path, sizeof(path), "air");
+    struct tse_card *c = bench_card(path, 0);
+    struct gate g;
+    gate_init(&g, c);
+    power(c, TSE_IF_CONTACTLESS);
+    gate_load(&g);
+    tse_card_power_off(c, TSE_IF_CONTACTLESS);
+    long n = opt.quick ? 100 : 1000;
+    static const enum tse_air_rate rates[4] = {TSE_AIR_106, TSE_AIR_212, TSE_AIR_424, TSE_AIR_848};
+    enum { MAX_X = 16 };
+    struct xchg *rec = malloc(sizeof(*rec) * MAX_X * (size_t)n);
+    size_t *n_rec = malloc(sizeof(size_t) * (size_t)n);
+    double v[4][64], card_ms[64], share[64], *per = malloc(sizeof(double) * (size_t)n);
+    if (!rec || !n_rec || !per)
+        die("air", "memory");
+    for (int i = 0; i < opt.runs; i++) {
+        /* n exits, each exchange recorded; every rate then models the same card work */
+        double card_sum = 0, air106 = 0;
+        for (long k = 0; k < n; k++) {
+            g.timed = true;
+            g.rec = rec + MAX_X * k;
+            g.n_rec = 0;
+            g.cap_rec = MAX_X;
+            gate_exit(&g);
+            n_rec[k] = g.n_rec;
+            for (size_t j = 0; j < g.n_rec; j++)
+                card_sum += g.rec[j].card_us;
+        }
+        g.timed = false;
+        g.rec = NULL;
+        for (int r = 0; r < 4; r++) {
+            struct tse_air_link l;
+            bench_link(c, rates[r], &l);
+            for (long k = 0; k < n; k++) {
+                double air;
+                per[k] = txn_time_us(&l, rec + MAX_X * k, n_rec[k], &air);
+                if (r == 0)
+                    air106 += air;
+            }
+            v[r][i] = bench_percentile(per, (size_t)n, 50) / 1000.0;
+        }
+        card_ms[i] = card_sum / (double)n / 1000.0;
+        share[i] = 100.0 * card_sum / (card_sum + air106);
+    }
+    size_t n_x = n_rec[0];
+    free(per);
+    free(rec);
+    free(n_rec);
+    char note[400];
+    struct tse_cl_params cl;
+    tse_card_cl_params(c, &cl);
+    struct tse_air_link l;
+    bench_link(c, TSE_AIR_106, &l);
+    snprintf(
+        note, sizeof(note),
+        "ISO 14443-4 model (include/tse/airtime.h): the %zu exchanges of the exit gate (SELECT, "
+        "GET BALANCE, READ RECORD 0x1A, INITIALIZE, 2 x UPDATE CAPP DATA CACHE, DEBIT) with the "
+        "card's measured processing; FSC %zu, FSD 256; activation and PSAM work not included; "
+        "median of %ld exits per run",
+        n_x, l.fsc, n);
+    add("txn_time_106", "modelled typical exit transaction, 106 kbit/s", "ms", v[0], opt.runs, n,
+        note);
+    add("txn_time_212", "modelled typical exit transaction, 212 kbit/s", "ms", v[1], opt.runs, n,
+        "as above at 212 kbit/s");
+    add("txn_time_424", "modelled typical exit transaction, 424 kbit/s", "ms", v[2], opt.runs, n,
+        "as above at 424 kbit/s");
+    add("txn_time_848", "modelled typical exit transaction, 848 kbit/s", "ms", v[3], opt.runs, n,
+        "as above at 848 kbit/s");
+    add("txn_card_ms", "of it: card processing (measured)", "ms", card_ms, opt.runs, n,
+        "sum of the time inside tse_card_transmit() over the exchanges of one exit");
+    add("txn_card_share", "card processing share at 106 kbit/s", "%", share, opt.runs, n,
+        "card processing / (card processing + air time)");
+    double act = tse_air_activation_us(cl.uid_len, cl.ats_len, l.sfgi) / 1000.0;
+    snprintf(note, sizeof(note), "REQA .. ATS and SFGT for this card (%zu-byte UID, %zu-byte ATS)",
+             cl.uid_len, cl.ats_len);
+    add("activation_106", "beside it: activation, 106 kbit/s (model)", "ms", &act, 1, 1, note);
+
+    /* the physical floor of single commands: air time with zero card processing */
+    struct tse_air_exchange e;
+    double floor_sel, floor_bal;
+    tse_air_exchange(&l, sizeof(SELECT_PURSE), 64, 0, &e);
+    floor_sel = 1e6 / e.total_us;
+    tse_air_exchange(&l, sizeof(GET_BALANCE), 6, 0, &e);
+    floor_bal = 1e6 / e.total_us;
+    add("air_floor_select", "air floor: SELECT purse at 106 kbit/s", "APDU/s", &floor_sel, 1, 1,
+        "1 / modelled air time of 13 bytes out, 64 back, no card processing");
+    add("air_floor_balance", "air floor: GET BALANCE at 106 kbit/s", "APDU/s", &floor_bal, 1, 1,
+        "1 / modelled air time of 5 bytes out, 6 back, no card processing");
+    tse_wallet_term_free(&g.t);
+    tse_psam_free(&g.psam);
+    tse_card_free(c);
+    unlink(path);
 }
 
 /* ---- SCP03 --------------------------------------------------------------------------------- */
@@ -868,7 +1007,7 @@ static void print_table(void)
             printf("%-46s %14s %14s %14s  %s\n", r->label, "n/a", "", "", r->unit);
             continue;
         }
-        int prec = r->st.med < 100 ? 2 : 0;
+        int prec = r->st.med < 1 ? 4 : r->st.med < 100 ? 2 : 0;
         printf("%-46s %14.*f %14.*f %14.*f  %s\n", r->label, prec, r->st.med, prec, r->st.min, prec,
                r->st.max, r->unit);
     }
@@ -944,7 +1083,7 @@ static void write_json(const char *path)
 static void usage(void)
 {
     fprintf(stderr, "usage: tse-bench [--runs N] [--json FILE] [--dir DIR] [--farm-dir DIR] "
-                    "[--mem-cards N] [--max-cards N] [--only apdu,exit,scp,open,mem,max] "
+                    "[--mem-cards N] [--max-cards N] [--only apdu,exit,air,scp,open,mem,max] "
                     "[--quick]\n");
     exit(2);
 }
@@ -1006,7 +1145,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } cases[] = {{"apdu", case_apdu}, {"exit", case_exit}, {"scp", case_scp},
+    } cases[] = {{"apdu", case_apdu}, {"exit", case_exit}, {"air", case_air}, {"scp", case_scp},
                  {"open", case_open}, {"mem", case_mem},   {"max", case_max}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (!wanted(cases[i].name))
