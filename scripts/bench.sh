@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # `make bench`: tse-bench (the in-process card: APDUs, gate transactions and their modelled
-# ISO 14443 transaction time, SCP03, image open,
-# memory per card, cards per process), then the PC/SC path (scripts/bench-pcsc.sh), then one
-# JSON file with everything: OUT_DIR/bench.json (default BUILD_DIR/bench).
+# ISO 14443 transaction time, SCP03, image open, memory per card, cards per process), then
+# the PC/SC path (scripts/bench-pcsc.sh), then one JSON file with everything:
+# OUT_DIR/bench.json (default BUILD_DIR/bench).
 #   bench.sh BUILD_DIR [OUT_DIR]      extra tse-bench options in TSE_BENCH_ARGS
 set -u
 BUILD="$1"
