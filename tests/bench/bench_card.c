@@ -13,6 +13,7 @@
  * one process limited to 4 GiB of address space, and the cost of a tap as N grows).
  */
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -811,6 +812,7 @@ static void scale_child(int fd, const char *dir, long want, bool limit)
     rep.tap_rate = k ? (double)k / ((bench_now_us() - t0) / 1e6) : 0;
     rep.rss_used = bench_rss_kib() - r0;
     tse_farm_evict_idle(f, 0);
+    malloc_trim(0); /* glibc keeps freed heap; this shows what eviction gives back */
     rep.rss_evicted = bench_rss_kib() - r0;
     if (write(fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
         _exit(3);
@@ -892,7 +894,7 @@ static void case_mem(void)
     add("rss_per_card_used", "resident memory per card after one tap each", "KiB", used, opt.runs,
         n, "the same cards after a tap each (field on, SELECT, GET BALANCE, field off)");
     add("rss_per_card_evicted", "resident memory per card after eviction", "KiB", evicted, opt.runs,
-        n, "after tse_farm_evict_idle(): what malloc keeps of the freed cards");
+        n, "after tse_farm_evict_idle() and malloc_trim(0): what the process still holds");
     add("farm_open", "farm: bring one card into memory", "us", open_us, opt.runs, n,
         "tse_farm_open() of an existing image (tse_card_open() and descriptor release)");
     snprintf(note, sizeof(note), "one tap per card over %ld resident cards, round robin", n);
