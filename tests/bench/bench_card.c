@@ -898,7 +898,9 @@ static void case_mem(void)
     add("farm_open", "farm: bring one card into memory", "us", open_us, opt.runs, n,
         "tse_farm_open() of an existing image (tse_card_open() and descriptor release)");
     snprintf(note, sizeof(note), "one tap per card over %ld resident cards, round robin", n);
-    add("tap_rate_mem", "taps/s across 10,000 resident cards", "taps/s", tap, opt.runs, n, note);
+    char label[72];
+    snprintf(label, sizeof(label), "taps/s across %ld resident cards", n);
+    add("tap_rate_mem", label, "taps/s", tap, opt.runs, n, note);
     snprintf(note, sizeof(note), "tse_farm_create(): a copy of the template image, in %.200s",
              opt.farm_dir);
     add("farm_create", "farm: create one card image", "us", &create_us, 1, n, note);
@@ -939,12 +941,14 @@ static void case_max(void)
     for (int i = 0; i < runs; i++)
         lim[i] = per[i] > 0 ? (double)(long)(4.0 * 1024 * 1024 / per[i]) : 0;
     add("max_cards_4gib", "cards that fit 4 GiB at that size (extrapolated)", "cards", lim, runs,
-        want, "4 GiB divided by the resident memory per card measured at 100,000");
+        want, "4 GiB divided by the resident memory per card measured at that scale");
     add("max_cards_open_time", "time to open them all", "s", open_s, runs, want,
         "tse_farm_open() of every card, images already on disk");
     snprintf(note, sizeof(note), "one tap per card over %ld resident cards, round robin",
              rep.cards);
-    add("tap_rate_max", "taps/s across 100,000 resident cards", "taps/s", tap, runs, want, note);
+    char label[72];
+    snprintf(label, sizeof(label), "taps/s across %ld resident cards", rep.cards);
+    add("tap_rate_max", label, "taps/s", tap, runs, want, note);
     snprintf(note, sizeof(note), "tse_farm_create() of %ld template copies in %.200s", want,
              opt.farm_dir);
     add("max_cards_create_time", "time to create their images", "s", &create_s, 1, want, note);
