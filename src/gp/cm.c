@@ -171,10 +171,23 @@ struct status_state {
     uint16_t next;
 };
 
+/* Per logical channel: a few bytes, so every channel can have a security domain selected. */
 struct cm_state {
-    uint8_t loading; /* INSTALL [for load] accepted, LOAD blocks expected */
-    uint8_t dm_load; /* that INSTALL [for load] was delegated: the last LOAD gives a receipt */
+    uint8_t loading; /* INSTALL [for load] accepted on this channel, LOAD blocks expected */
     uint8_t dm_now;  /* the command being processed is delegated (token verified) */
+    uint8_t perso;   /* INSTALL [for personalization] named `target` */
+    uint8_t perso_next;
+    struct tse_aid target;
+    uint8_t store_next; /* STORE DATA to the SD itself: next block number */
+};
+
+/* The load in progress: one per security domain and interface (a real card, too, takes one
+ * load at a time), created by the first INSTALL [for load]. About 1.7 KiB: the CAP stream
+ * parser, the LFDB hash and the DAP signatures being collected. */
+#define LOAD_NO_CHANNEL 0xFF
+struct load_state {
+    uint8_t channel; /* the channel whose INSTALL [for load] started it; LOAD_NO_CHANNEL: none */
+    uint8_t dm_load; /* that INSTALL [for load] was delegated: the last LOAD gives a receipt */
     uint8_t next_block;
     struct tse_aid elf, sd;
     struct tse_cap_stream cap;
@@ -185,26 +198,41 @@ struct cm_state {
     uint8_t n_dap;
     struct tse_aid dap_sd[2];
     uint8_t dap_sig[2][256];
-    uint8_t perso; /* INSTALL [for personalization] named `target` */
-    uint8_t perso_next;
-    struct tse_aid target;
-    uint8_t store_next; /* STORE DATA to the SD itself: next block number */
 };
 
-static struct cm_state *cm_state(struct tse_ctx *ctx)
+/* The channel's state; created on first use unless `create` is false (NULL then). */
+static struct cm_state *cm_state_get(struct tse_ctx *ctx, bool create)
 {
     uint8_t *m;
     if (tse_ctx_transient(ctx, (uint16_t)(TSE_GP_RAM_CM0 + tse_ctx_channel(ctx)),
-                          sizeof(struct cm_state), TSE_CLEAR_ON_RESET, &m) != 0)
+                          create ? sizeof(struct cm_state) : 0, TSE_CLEAR_ON_RESET, &m) != 0)
         return NULL;
     return (struct cm_state *)(void *)m;
 }
 
+static struct cm_state *cm_state(struct tse_ctx *ctx)
+{
+    return cm_state_get(ctx, true);
+}
+
+static struct load_state *load_state(struct tse_ctx *ctx, bool create)
+{
+    uint8_t *m;
+    if (tse_ctx_transient(ctx, TSE_GP_RAM_LOAD, create ? sizeof(struct load_state) : 0,
+                          TSE_CLEAR_ON_RESET, &m) != 0)
+        return NULL;
+    return (struct load_state *)(void *)m;
+}
+
 void tse_gp_cm_reset(struct tse_ctx *ctx)
 {
-    struct cm_state *st = cm_state(ctx);
+    /* only what exists: a SELECT or deselect must not take RAM */
+    struct cm_state *st = cm_state_get(ctx, false);
     if (st)
         memset(st, 0, sizeof(*st));
+    struct load_state *ls = load_state(ctx, false);
+    if (ls && ls->channel == tse_ctx_channel(ctx))
+        ls->channel = LOAD_NO_CHANNEL;
 }
 
 /* ---- GET STATUS ----------------------------------------------------------------------------- */
@@ -906,11 +934,13 @@ static uint16_t for_load(struct tse_ctx *ctx, const struct field *f, struct tse_
         return SW_CONDITIONS_NOT_SATISFIED; /* already on the card */
     if (!tse_package_find(&elf))
         return SW_WRONG_DATA; /* this card has no native code for that package */
-    struct cm_state *st = cm_state(ctx);
+    struct cm_state *cs = cm_state(ctx);
+    struct load_state *st = cs ? load_state(ctx, true) : NULL;
     if (!st)
-        return SW_FILE_FULL;
-    st->loading = 1;
-    st->next_block = 0;
+        return SW_FILE_FULL; /* no RAM for the load */
+    memset(st, 0, sizeof(*st));
+    cs->loading = 1;
+    st->channel = tse_ctx_channel(ctx);
     st->elf = elf;
     st->sd = sd;
     tse_cap_stream_init(&st->cap);
@@ -986,10 +1016,13 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
     st->loading = st->perso = 0; /* a new INSTALL ends any LOAD or personalization */
     st->dm_now = dm;
     switch (what) {
-    case 0x02:
+    case 0x02: {
         sw = for_load(ctx, f, rsp);
-        st->dm_load = dm && sw == SW_NO_ERROR;
+        struct load_state *ls = load_state(ctx, false);
+        if (ls && sw == SW_NO_ERROR)
+            ls->dm_load = dm;
         break;
+    }
     case 0x08:
         sw = make_selectable(ctx, f, rsp);
         break;
@@ -1014,7 +1047,7 @@ uint16_t tse_gp_install(struct tse_ctx *ctx, const struct tse_scp_session *s,
 
 /* The bytes of one LOAD block that belong to the LFDB (hashed) and to the DAP signatures the
  * card must check (kept). `at` is the block's offset in the load stream. */
-static void load_collect(struct cm_state *st, const uint8_t *b, size_t len, uint32_t at)
+static void load_collect(struct load_state *st, const uint8_t *b, size_t len, uint32_t at)
 {
     const struct tse_cap_info *in = &st->cap.info;
     uint64_t end = (uint64_t)at + len;
@@ -1048,7 +1081,7 @@ static void load_collect(struct cm_state *st, const uint8_t *b, size_t len, uint
 
 /* End of a load: the LFDB hash against the one INSTALL [for load] gave (6A80), then each
  * required DAP block (6982 when missing or wrong). */
-static uint16_t load_verify(struct tse_ctx *ctx, struct cm_state *st)
+static uint16_t load_verify(struct tse_ctx *ctx, struct load_state *st)
 {
     uint8_t hash[32];
     int hl = 0;
@@ -1081,23 +1114,28 @@ uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const
     uint16_t sw = may_manage(ctx, s, &dm);
     if (sw != SW_NO_ERROR)
         return sw;
-    struct cm_state *st = cm_state(ctx);
-    if (!st || !st->loading)
-        return SW_CONDITIONS_NOT_SATISFIED; /* no INSTALL [for load] before */
+    struct cm_state *cs = cm_state(ctx);
+    struct load_state *st = load_state(ctx, false);
+    if (!cs || !cs->loading || !st || st->channel != tse_ctx_channel(ctx)) {
+        if (cs)
+            cs->loading = 0;
+        return SW_CONDITIONS_NOT_SATISFIED; /* no INSTALL [for load] before (on this channel) */
+    }
     if ((a->p1 != 0x00 && a->p1 != 0x80) || a->p2 != st->next_block) {
-        st->loading = 0; /* a block out of order ends the load: start again */
+        cs->loading = 0; /* a block out of order ends the load: start again */
         return SW_INCORRECT_P1P2;
     }
     uint32_t before = st->cap.info.stream_len;
     if (a->lc == 0 || tse_cap_stream_feed(&st->cap, a->data, a->lc) != 0) {
-        st->loading = 0;
+        cs->loading = 0;
         return a->lc ? tse_cap_reason_sw(st->cap.reason) : SW_WRONG_LENGTH;
     }
     load_collect(st, a->data, a->lc, before);
     st->next_block++;
     if (a->p1 != 0x80)
         return SW_NO_ERROR;
-    st->loading = 0;
+    cs->loading = 0;
+    st->channel = LOAD_NO_CHANNEL;
     if (tse_cap_stream_finish(&st->cap, NULL) != 0)
         return tse_cap_reason_sw(st->cap.reason);
     if ((sw = load_verify(ctx, st)) != SW_NO_ERROR)
@@ -1129,9 +1167,10 @@ uint16_t tse_gp_load(struct tse_ctx *ctx, const struct tse_scp_session *s, const
         return SW_CONDITIONS_NOT_SATISFIED;
     if (rc)
         return tse_sw_from_err(rc);
-    st->dm_now = st->dm_load;
+    cs->dm_now = st->dm_load;
     sw = done(ctx, rsp, &e.aid, &e.sd, NULL);
-    st->dm_now = st->dm_load = 0;
+    cs->dm_now = 0;
+    st->dm_load = 0;
     return sw;
 }
 

@@ -28,6 +28,7 @@ size_t tse_isd_params(const struct tse_profile *p, uint8_t *out, size_t cap);
 #define TSE_GP_RAM_SESSION0 0x100        /* + channel: secure channel session */
 #define TSE_GP_RAM_STATUS0  0x200        /* + channel: GET STATUS paging */
 #define TSE_GP_RAM_CM0      0x300        /* + channel: LOAD / personalization in progress */
+#define TSE_GP_RAM_LOAD     0x400        /* the load in progress (one per SD and interface) */
 
 struct tse_ctx;
 struct tse_apdu;

@@ -168,9 +168,11 @@ static struct tse_scp_session *session(struct tse_ctx *ctx)
 
 static void end_session(struct tse_ctx *ctx)
 {
-    struct tse_scp_session *s = session(ctx);
-    if (s)
-        tse_scp_close(s);
+    /* only an existing session: a SELECT or deselect must not take RAM */
+    uint8_t *m;
+    if (tse_ctx_transient(ctx, (uint16_t)(RAM_SESSION0 + tse_ctx_channel(ctx)), 0,
+                          TSE_CLEAR_ON_RESET, &m) == 0)
+        tse_scp_close((struct tse_scp_session *)(void *)m);
 }
 
 static const char *counter_name(uint8_t scp)

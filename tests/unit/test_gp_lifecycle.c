@@ -215,9 +215,31 @@ static void test_application_transitions(void **state)
     print_message("application and security domain life cycle: %u transitions checked\n", rows);
 }
 
+/* Every logical channel can have a security domain selected and open a secure channel: a
+ * SELECT takes no RAM, a session takes its own, a LOAD in progress one area per SD. */
+static void test_channels_with_sds(void **state)
+{
+    (void)state;
+    char p[512];
+    struct tse_card *c = tt_card(NULL, p, sizeof(p));
+    char cmd[80];
+    for (int ch = 1; ch < 20; ch++) {
+        assert_int_equal(tt_sw(c, TSE_IF_CONTACT, "0070000001"), 0x9000);
+        uint8_t cla = ch < 4 ? (uint8_t)ch : (uint8_t)(0x40 | (ch - 4));
+        snprintf(cmd, sizeof(cmd), "%02XA4040008A00000015100000000", cla);
+        assert_int_equal(tt_sw(c, TSE_IF_CONTACT, cmd), 0x9000);
+    }
+    /* INITIALIZE UPDATE on the basic channel and on the last one */
+    assert_int_equal(tt_sw(c, TSE_IF_CONTACT, "80500000080102030405060708 00"), 0x9000);
+    assert_int_equal(tt_sw(c, TSE_IF_CONTACT, "CF500000080102030405060708 00"), 0x9000);
+    tse_card_free(c);
+    unlink(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_channels_with_sds),
         cmocka_unit_test(test_card_transitions),
         cmocka_unit_test(test_application_transitions),
     };
